@@ -1,0 +1,1727 @@
+// websocket.hpp — a single-header WebSocket library (RFC 6455), client and server. C++17.
+//
+// Install: copy this file; `#include "websocket.hpp"`. Zero dependencies beyond the C++
+// standard library and the OS socket API. Builds with -fno-exceptions -fno-rtti.
+//
+// The header reads top to bottom like RFC 6455, in layers; lower layers never call upper ones:
+//   §0 Primitives   >>primitives   config macros, errors, byte order, SHA-1, Base64, UTF-8, random
+//   §1 HTTP upgrade >>http         incremental request/response parser, serializer, handshake rules
+//   §2 Frame codec  >>frame        frame header encode/decode, masking
+//   §3 Connection   >>connection   sans-I/O state machine: bytes in -> events out; send_*() -> bytes out
+//
+// The sans-I/O core in five lines (a driver moves bytes between a socket and a Connection):
+//
+//   ws::Connection conn(ws::Role::server);
+//   conn.receive(buf, n, [&](const ws::Event& e) {          // bytes the socket gave us
+//     if (e.type == ws::EventType::text) conn.send_text(e.data);
+//   });
+//   write(fd, conn.pending_output().data(), ...); conn.consume_output(written);
+//
+// Configuration (define before including; every limit is also a runtime option in ws::Limits):
+//   WEBSOCKET_MAX_MESSAGE      largest message (and frame) accepted, bytes   default 16 MiB
+//   WEBSOCKET_MAX_SEND_BUFFER  most bytes queued for sending per connection  default 32 MiB
+//   WEBSOCKET_MAX_HTTP_LINE    longest handshake line (request line/header)  default 8 KiB
+//   WEBSOCKET_MAX_HTTP_HEADERS most header lines in a handshake               default 100
+//   WEBSOCKET_MAX_HTTP_HEAD    most bytes in a whole handshake head          default 32 KiB
+//
+// License: MIT (see README.md).
+#ifndef WEBSOCKET_HPP
+#define WEBSOCKET_HPP
+
+#include <array>
+#include <cerrno>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#if defined(_WIN32)
+#ifndef NOMINMAX
+#define NOMINMAX
+#endif
+#ifndef WIN32_LEAN_AND_MEAN
+#define WIN32_LEAN_AND_MEAN
+#endif
+#include <winsock2.h>
+#include <ws2tcpip.h>
+#include <windows.h>
+#include <bcrypt.h>
+#ifdef _MSC_VER
+#pragma comment(lib, "ws2_32")
+#pragma comment(lib, "bcrypt")
+#endif
+#else
+#include <fcntl.h>
+#include <unistd.h>
+#if defined(__linux__)
+#include <sys/random.h>
+#endif
+#if defined(__APPLE__) || defined(__FreeBSD__) || defined(__OpenBSD__) || defined(__NetBSD__)
+#include <stdlib.h>  // arc4random_buf
+#endif
+#endif
+
+// =====================================================================================
+// ==== §0 Primitives ====                                                 >>primitives
+// =====================================================================================
+
+#ifndef WEBSOCKET_MAX_MESSAGE
+#define WEBSOCKET_MAX_MESSAGE (16u * 1024u * 1024u)
+#endif
+#ifndef WEBSOCKET_MAX_SEND_BUFFER
+#define WEBSOCKET_MAX_SEND_BUFFER (32u * 1024u * 1024u)
+#endif
+#ifndef WEBSOCKET_MAX_HTTP_LINE
+#define WEBSOCKET_MAX_HTTP_LINE (8u * 1024u)
+#endif
+#ifndef WEBSOCKET_MAX_HTTP_HEADERS
+#define WEBSOCKET_MAX_HTTP_HEADERS 100u
+#endif
+#ifndef WEBSOCKET_MAX_HTTP_HEAD
+#define WEBSOCKET_MAX_HTTP_HEAD (32u * 1024u)
+#endif
+
+namespace ws {
+
+// ---- Errors: values, never exceptions ------------------------------------------------
+
+enum class Errc : std::uint8_t {
+  ok = 0,
+  // §1 HTTP upgrade
+  http_line_too_long,     // a request/status line or header line exceeds Limits::http.max_line
+  http_head_too_large,    // the whole head exceeds Limits::http.max_head
+  http_too_many_headers,  // more header lines than Limits::http.max_headers
+  http_malformed,         // bad syntax in the start line or a header
+  http_version,           // not HTTP/1.x
+  handshake_rejected,     // server: the request is not an acceptable upgrade
+  handshake_failed,       // client: the response does not complete the handshake
+  bad_url,
+  bad_argument,           // e.g. a header value with CR/LF, a subprotocol that is not a token
+  // §3 Connection
+  protocol_error,         // the peer broke RFC 6455 (closed with 1002)
+  invalid_payload,        // invalid UTF-8 from the peer (closed with 1007)
+  message_too_big,        // a frame or message over the limit (closed with 1009)
+  not_open,               // send while the connection is not open
+  send_buffer_full,       // the send buffer limit would be exceeded
+  invalid_utf8,           // send_text() with invalid UTF-8
+  invalid_close,          // close() with a code or reason that may not be sent
+  control_too_big,        // ping/pong payload over 125 bytes
+  random_failed,          // the OS CSPRNG failed
+};
+
+// An error is a code and a static, human-readable message (no allocation, no request bytes).
+struct Error {
+  Errc code = Errc::ok;
+  const char* text = "";
+
+  Error() = default;
+  Error(Errc c, const char* t) : code(c), text(t) {}
+  explicit operator bool() const { return code != Errc::ok; }
+  const char* message() const { return code == Errc::ok ? "ok" : text; }
+};
+
+// RFC 6455 §7.4.1 status codes.
+namespace close_code {
+constexpr std::uint16_t normal = 1000;
+constexpr std::uint16_t going_away = 1001;
+constexpr std::uint16_t protocol_error = 1002;
+constexpr std::uint16_t unsupported_data = 1003;
+constexpr std::uint16_t no_status = 1005;  // never on the wire: "the close frame had no code"
+constexpr std::uint16_t abnormal = 1006;   // never on the wire: "no close frame at all"
+constexpr std::uint16_t invalid_payload = 1007;
+constexpr std::uint16_t policy_violation = 1008;
+constexpr std::uint16_t message_too_big = 1009;
+constexpr std::uint16_t mandatory_extension = 1010;
+constexpr std::uint16_t internal_error = 1011;
+constexpr std::uint16_t service_restart = 1012;
+constexpr std::uint16_t try_again_later = 1013;
+constexpr std::uint16_t bad_gateway = 1014;
+}  // namespace close_code
+
+namespace detail {
+
+// ---- Byte order (RFC 6455 §5.2: multibyte lengths are in network byte order) -------------
+
+inline std::uint16_t load_be16(const std::uint8_t* p) {
+  return static_cast<std::uint16_t>((p[0] << 8) | p[1]);
+}
+inline std::uint32_t load_be32(const std::uint8_t* p) {
+  return (std::uint32_t{p[0]} << 24) | (std::uint32_t{p[1]} << 16) | (std::uint32_t{p[2]} << 8) |
+         std::uint32_t{p[3]};
+}
+inline std::uint64_t load_be64(const std::uint8_t* p) {
+  return (std::uint64_t{load_be32(p)} << 32) | load_be32(p + 4);
+}
+inline void store_be16(std::uint8_t* p, std::uint16_t v) {
+  p[0] = static_cast<std::uint8_t>(v >> 8);
+  p[1] = static_cast<std::uint8_t>(v);
+}
+inline void store_be32(std::uint8_t* p, std::uint32_t v) {
+  for (int i = 3; i >= 0; --i, v >>= 8) p[i] = static_cast<std::uint8_t>(v);
+}
+inline void store_be64(std::uint8_t* p, std::uint64_t v) {
+  for (int i = 7; i >= 0; --i, v >>= 8) p[i] = static_cast<std::uint8_t>(v);
+}
+
+// ---- ASCII helpers (HTTP names and tokens compare case-insensitively) ---------------------
+
+inline char to_lower(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c + 32) : c; }
+
+inline bool iequals(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  for (std::size_t i = 0; i < a.size(); ++i)
+    if (to_lower(a[i]) != to_lower(b[i])) return false;
+  return true;
+}
+
+inline std::string_view trim(std::string_view s) {  // RFC 7230 OWS: spaces and tabs
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
+  return s;
+}
+
+// RFC 7230 §3.2.6 tchar
+inline bool is_tchar(char c) {
+  if ((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')) return true;
+  return c != '\0' && std::strchr("!#$%&'*+-.^_`|~", c) != nullptr;
+}
+
+inline bool is_token(std::string_view s) {
+  if (s.empty()) return false;
+  for (char c : s)
+    if (!is_tchar(c)) return false;
+  return true;
+}
+
+// Calls f(element) for each non-empty element of a comma-separated list (RFC 7230 §7).
+template <class F>
+void for_each_list_item(std::string_view list, F&& f) {
+  while (!list.empty()) {
+    std::size_t comma = list.find(',');
+    std::string_view item = trim(list.substr(0, comma));
+    if (!item.empty()) f(item);
+    if (comma == std::string_view::npos) break;
+    list.remove_prefix(comma + 1);
+  }
+}
+
+}  // namespace detail
+
+// ---- SHA-1 (RFC 3174), used only for Sec-WebSocket-Accept -------------------------------
+
+class Sha1 {
+ public:
+  void update(const void* data, std::size_t size) {
+    const auto* p = static_cast<const std::uint8_t*>(data);
+    total_ += size;
+    if (used_ > 0) {
+      std::size_t take = size < 64 - used_ ? size : 64 - used_;
+      std::memcpy(block_ + used_, p, take);
+      used_ += take;
+      p += take;
+      size -= take;
+      if (used_ < 64) return;
+      compress(block_);
+      used_ = 0;
+    }
+    for (; size >= 64; p += 64, size -= 64) compress(p);
+    if (size > 0) std::memcpy(block_, p, size);
+    used_ = size;
+  }
+
+  std::array<std::uint8_t, 20> finish() {
+    // RFC 3174 §4: append 0x80, zeros up to 56 mod 64, then the bit length as 64 bits.
+    std::uint64_t bits = total_ * 8;
+    std::uint8_t pad[64] = {0x80};
+    update(pad, used_ < 56 ? 56 - used_ : 120 - used_);
+    std::uint8_t length[8];
+    detail::store_be64(length, bits);
+    update(length, 8);
+    std::array<std::uint8_t, 20> digest{};
+    for (int i = 0; i < 5; ++i) detail::store_be32(&digest[static_cast<std::size_t>(i) * 4], h_[i]);
+    return digest;
+  }
+
+ private:
+  static std::uint32_t rotl(std::uint32_t x, int n) { return (x << n) | (x >> (32 - n)); }
+
+  void compress(const std::uint8_t* block) {
+    std::uint32_t w[80];
+    for (int t = 0; t < 16; ++t) w[t] = detail::load_be32(block + 4 * t);
+    for (int t = 16; t < 80; ++t) w[t] = rotl(w[t - 3] ^ w[t - 8] ^ w[t - 14] ^ w[t - 16], 1);
+    std::uint32_t a = h_[0], b = h_[1], c = h_[2], d = h_[3], e = h_[4];
+    for (int t = 0; t < 80; ++t) {
+      std::uint32_t f, k;
+      if (t < 20) {
+        f = (b & c) | (~b & d);
+        k = 0x5A827999u;
+      } else if (t < 40) {
+        f = b ^ c ^ d;
+        k = 0x6ED9EBA1u;
+      } else if (t < 60) {
+        f = (b & c) | (b & d) | (c & d);
+        k = 0x8F1BBCDCu;
+      } else {
+        f = b ^ c ^ d;
+        k = 0xCA62C1D6u;
+      }
+      std::uint32_t temp = rotl(a, 5) + f + e + w[t] + k;
+      e = d;
+      d = c;
+      c = rotl(b, 30);
+      b = a;
+      a = temp;
+    }
+    h_[0] += a;
+    h_[1] += b;
+    h_[2] += c;
+    h_[3] += d;
+    h_[4] += e;
+  }
+
+  std::uint32_t h_[5] = {0x67452301u, 0xEFCDAB89u, 0x98BADCFEu, 0x10325476u, 0xC3D2E1F0u};
+  std::uint8_t block_[64] = {};
+  std::size_t used_ = 0;
+  std::uint64_t total_ = 0;
+};
+
+inline std::array<std::uint8_t, 20> sha1(const void* data, std::size_t size) {
+  Sha1 h;
+  h.update(data, size);
+  return h.finish();
+}
+
+// ---- Base64 (RFC 4648 §4, with padding) ---------------------------------------------------
+
+inline std::string base64_encode(const void* data, std::size_t size) {
+  static constexpr char kAlphabet[] =
+      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  const auto* p = static_cast<const std::uint8_t*>(data);
+  std::string out;
+  out.reserve((size + 2) / 3 * 4);
+  for (std::size_t i = 0; i < size; i += 3) {
+    std::uint32_t n = std::uint32_t{p[i]} << 16;
+    if (i + 1 < size) n |= std::uint32_t{p[i + 1]} << 8;
+    if (i + 2 < size) n |= p[i + 2];
+    out += kAlphabet[(n >> 18) & 63];
+    out += kAlphabet[(n >> 12) & 63];
+    out += i + 1 < size ? kAlphabet[(n >> 6) & 63] : '=';
+    out += i + 2 < size ? kAlphabet[n & 63] : '=';
+  }
+  return out;
+}
+
+namespace detail {
+inline int base64_value(char c) {
+  if (c >= 'A' && c <= 'Z') return c - 'A';
+  if (c >= 'a' && c <= 'z') return c - 'a' + 26;
+  if (c >= '0' && c <= '9') return c - '0' + 52;
+  if (c == '+') return 62;
+  if (c == '/') return 63;
+  return -1;
+}
+}  // namespace detail
+
+// Strict decoding: length a multiple of 4, padding only at the end, unused bits zero.
+inline bool base64_decode(std::string_view in, std::string& out) {
+  out.clear();
+  if (in.size() % 4 != 0) return false;
+  for (std::size_t i = 0; i < in.size(); i += 4) {
+    bool last = i + 4 == in.size();
+    int pads = (last && in[i + 3] == '=') ? (in[i + 2] == '=' ? 2 : 1) : 0;
+    std::uint32_t n = 0;
+    for (int j = 0; j < 4; ++j) {
+      int v = j >= 4 - pads ? 0 : detail::base64_value(in[i + static_cast<std::size_t>(j)]);
+      if (v < 0) return false;
+      n = (n << 6) | static_cast<std::uint32_t>(v);
+    }
+    if ((pads == 1 && (n & 0xFF)) || (pads == 2 && (n & 0xFFFF))) return false;
+    out += static_cast<char>(n >> 16);
+    if (pads < 2) out += static_cast<char>((n >> 8) & 0xFF);
+    if (pads < 1) out += static_cast<char>(n & 0xFF);
+  }
+  return true;
+}
+
+// RFC 6455 §4.2.2: Sec-WebSocket-Accept = base64(SHA-1(key + GUID)).
+inline std::string accept_key(std::string_view key) {
+  static constexpr char kGuid[] = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
+  Sha1 h;
+  h.update(key.data(), key.size());
+  h.update(kGuid, sizeof kGuid - 1);
+  std::array<std::uint8_t, 20> digest = h.finish();
+  return base64_encode(digest.data(), digest.size());
+}
+
+// ---- UTF-8 validation (RFC 3629 §4; RFC 6455 §8.1) -------------------------------------
+//
+// Incremental: a code point may be split across frames, so the state survives between
+// feed() calls. Fails fast: feed() returns false at the first byte that cannot continue a
+// well-formed sequence (overlongs, surrogates U+D800..DFFF, > U+10FFFF, 5/6-byte forms).
+class Utf8Validator {
+ public:
+  bool feed(const void* data, std::size_t size) {
+    const auto* p = static_cast<const std::uint8_t*>(data);
+    if (need_ == kFailed) return false;
+    std::size_t i = 0;
+    while (i < size) {
+      if (need_ == 0) {
+        // ASCII fast path: 16 bytes at a time while no byte has its high bit set.
+        while (i + 16 <= size && is_ascii16(p + i)) i += 16;
+        if (i == size) break;
+        std::uint8_t b = p[i++];
+        if (b < 0x80) continue;
+        if (!start(b)) return fail();
+      } else {
+        std::uint8_t b = p[i++];
+        if (b < lo_ || b > hi_) return fail();
+        lo_ = 0x80;
+        hi_ = 0xBF;
+        --need_;
+      }
+    }
+    return true;
+  }
+
+  // True when no code point is left unfinished (and nothing failed).
+  bool complete() const { return need_ == 0; }
+  void reset() { *this = Utf8Validator(); }
+
+ private:
+  static constexpr std::uint8_t kFailed = 0xFF;
+
+  static bool is_ascii16(const std::uint8_t* p) {
+    std::uint64_t a, b;
+    std::memcpy(&a, p, 8);
+    std::memcpy(&b, p + 8, 8);
+    return ((a | b) & 0x8080808080808080ull) == 0;
+  }
+
+  // Lead byte of a multi-byte sequence: how many continuation bytes follow, and the range
+  // the first of them must fall in (RFC 3629 §4, the table of well-formed sequences).
+  bool start(std::uint8_t b) {
+    if (b >= 0xC2 && b <= 0xDF) return expect(1, 0x80, 0xBF);
+    if (b == 0xE0) return expect(2, 0xA0, 0xBF);  // no overlongs below U+0800
+    if (b == 0xED) return expect(2, 0x80, 0x9F);  // no surrogates U+D800..DFFF
+    if (b >= 0xE1 && b <= 0xEF) return expect(2, 0x80, 0xBF);
+    if (b == 0xF0) return expect(3, 0x90, 0xBF);  // no overlongs below U+10000
+    if (b >= 0xF1 && b <= 0xF3) return expect(3, 0x80, 0xBF);
+    if (b == 0xF4) return expect(3, 0x80, 0x8F);  // nothing above U+10FFFF
+    return false;  // 80..C1 (continuation or overlong lead), F5..FF (beyond Unicode, 5/6-byte)
+  }
+  bool expect(std::uint8_t need, std::uint8_t lo, std::uint8_t hi) {
+    need_ = need;
+    lo_ = lo;
+    hi_ = hi;
+    return true;
+  }
+  bool fail() {
+    need_ = kFailed;
+    return false;
+  }
+
+  std::uint8_t need_ = 0;  // continuation bytes still expected
+  std::uint8_t lo_ = 0x80, hi_ = 0xBF;
+};
+
+inline bool is_valid_utf8(std::string_view s) {
+  Utf8Validator v;
+  return v.feed(s.data(), s.size()) && v.complete();
+}
+
+// ---- Random bytes from the OS CSPRNG (RFC 6455 §10.3: masking keys must be unpredictable) --
+
+inline bool random_bytes(void* out, std::size_t size) {
+#if defined(_WIN32)
+  return BCRYPT_SUCCESS(BCryptGenRandom(nullptr, static_cast<PUCHAR>(out), static_cast<ULONG>(size),
+                                        BCRYPT_USE_SYSTEM_PREFERRED_RNG));
+#elif defined(__APPLE__) || defined(__FreeBSD__) || defined(__OpenBSD__) || defined(__NetBSD__)
+  arc4random_buf(out, size);
+  return true;
+#else
+  auto* p = static_cast<std::uint8_t*>(out);
+#if defined(__linux__)
+  while (size > 0) {
+    ssize_t n = getrandom(p, size, 0);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      break;  // e.g. ENOSYS on an old kernel: fall back to /dev/urandom
+    }
+    p += n;
+    size -= static_cast<std::size_t>(n);
+  }
+  if (size == 0) return true;
+#endif
+  int fd = ::open("/dev/urandom", O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return false;
+  while (size > 0) {
+    ssize_t n = ::read(fd, p, size);
+    if (n <= 0) {
+      if (n < 0 && errno == EINTR) continue;
+      break;
+    }
+    p += n;
+    size -= static_cast<std::size_t>(n);
+  }
+  ::close(fd);
+  return size == 0;
+#endif
+}
+
+// =====================================================================================
+// ==== §1 HTTP upgrade (RFC 6455 §4, RFC 7230) ====                               >>http
+// =====================================================================================
+
+struct HttpLimits {
+  std::size_t max_line = WEBSOCKET_MAX_HTTP_LINE;        // request/status line or one header line
+  std::size_t max_headers = WEBSOCKET_MAX_HTTP_HEADERS;  // header lines
+  std::size_t max_head = WEBSOCKET_MAX_HTTP_HEAD;        // the whole head, empty line included
+};
+
+struct HttpHeader {
+  std::string name, value;
+};
+
+// Header fields; names compare case-insensitively (RFC 7230 §3.2).
+struct HttpHeaders {
+  std::vector<HttpHeader> fields;
+
+  // The field's value, or nullptr. A parsed message holds each name once: repeats are combined.
+  const std::string* find(std::string_view name) const {
+    for (const HttpHeader& f : fields)
+      if (detail::iequals(f.name, name)) return &f.value;
+    return nullptr;
+  }
+  std::string_view get(std::string_view name) const {
+    const std::string* v = find(name);
+    return v ? std::string_view(*v) : std::string_view();
+  }
+  bool has(std::string_view name) const { return find(name) != nullptr; }
+
+  // True when the comma-separated list in `name` holds `token` (case-insensitive).
+  bool has_token(std::string_view name, std::string_view token) const {
+    bool found = false;
+    detail::for_each_list_item(get(name), [&](std::string_view item) {
+      if (detail::iequals(item, token)) found = true;
+    });
+    return found;
+  }
+
+  // Appends a field (a builder may repeat a name, e.g. Set-Cookie).
+  void add(std::string_view name, std::string_view value) {
+    fields.push_back({std::string(name), std::string(value)});
+  }
+
+  // RFC 7230 §3.2.2: a repeated field is equivalent to one field with the values joined by
+  // commas; RFC 6265 §5.4 joins cookies with "; ".
+  void combine(std::string_view name, std::string_view value) {
+    for (HttpHeader& f : fields) {
+      if (!detail::iequals(f.name, name)) continue;
+      f.value += detail::iequals(name, "cookie") ? "; " : ", ";
+      f.value += value;
+      return;
+    }
+    add(name, value);
+  }
+};
+
+struct HttpRequest : HttpHeaders {
+  std::string method;
+  std::string target;  // as sent: "/chat?room=1"
+  int minor_version = 1;
+
+  // The path of the target, without the query ("/chat"); absolute-form targets are reduced.
+  std::string_view path() const {
+    std::string_view t = target;
+    std::size_t scheme = t.find("://");
+    if (!t.empty() && t[0] != '/' && scheme != std::string_view::npos) {
+      t.remove_prefix(scheme + 3);
+      std::size_t slash = t.find('/');
+      t = slash == std::string_view::npos ? std::string_view("/") : t.substr(slash);
+    }
+    return t.substr(0, t.find_first_of("?#"));
+  }
+  // The query without '?' ("room=1"), or empty.
+  std::string_view query() const {
+    std::string_view t = target;
+    std::size_t q = t.find('?');
+    if (q == std::string_view::npos) return {};
+    t.remove_prefix(q + 1);
+    return t.substr(0, t.find('#'));
+  }
+};
+
+struct HttpResponse : HttpHeaders {
+  int status = 0;
+  std::string reason;
+  std::string body;
+  int minor_version = 1;
+};
+
+inline const char* http_reason(int status) {
+  switch (status) {
+    case 101: return "Switching Protocols";
+    case 200: return "OK";
+    case 400: return "Bad Request";
+    case 401: return "Unauthorized";
+    case 403: return "Forbidden";
+    case 404: return "Not Found";
+    case 405: return "Method Not Allowed";
+    case 414: return "URI Too Long";
+    case 426: return "Upgrade Required";
+    case 429: return "Too Many Requests";
+    case 431: return "Request Header Fields Too Large";
+    case 500: return "Internal Server Error";
+    case 503: return "Service Unavailable";
+    case 505: return "HTTP Version Not Supported";
+    default: return "Unknown";
+  }
+}
+
+namespace detail {
+
+// "HTTP/1.x": returns x, or -1 for another syntax, -2 for another major version.
+inline int parse_http_version(std::string_view v) {
+  if (v.size() != 8 || v.substr(0, 5) != "HTTP/" || v[6] != '.' || v[5] < '0' || v[5] > '9' ||
+      v[7] < '0' || v[7] > '9')
+    return -1;
+  return v[5] == '1' ? v[7] - '0' : -2;
+}
+
+// Visible characters only: no spaces, no controls (RFC 7230 §3.1.1 request-target).
+inline bool is_visible(std::string_view s) {
+  for (char c : s) {
+    auto u = static_cast<unsigned char>(c);
+    if (u <= 0x20 || u == 0x7F) return false;
+  }
+  return true;
+}
+
+// RFC 7230 §3.2 field-value: HTAB, SP, VCHAR, obs-text; no CR, LF, NUL or other controls.
+inline bool is_field_value(std::string_view s) {
+  for (char c : s) {
+    auto u = static_cast<unsigned char>(c);
+    if ((u < 0x20 && u != '\t') || u == 0x7F) return false;
+  }
+  return true;
+}
+
+// Start lines. Each returns 0 when well-formed, else the HTTP status that answers it.
+inline int parse_start_line(std::string_view line, HttpRequest& m) {
+  std::size_t sp1 = line.find(' ');
+  std::size_t sp2 = sp1 == std::string_view::npos ? sp1 : line.find(' ', sp1 + 1);
+  if (sp2 == std::string_view::npos) return 400;
+  std::string_view method = line.substr(0, sp1);
+  std::string_view target = line.substr(sp1 + 1, sp2 - sp1 - 1);
+  int minor = parse_http_version(line.substr(sp2 + 1));
+  if (!is_token(method) || target.empty() || !is_visible(target) || minor == -1) return 400;
+  if (minor < 0) return 505;
+  m.method = method;
+  m.target = target;
+  m.minor_version = minor;
+  return 0;
+}
+
+inline int parse_start_line(std::string_view line, HttpResponse& m) {
+  // status-line = HTTP-version SP 3DIGIT SP reason-phrase (the reason may be empty)
+  if (line.size() < 12 || line[8] != ' ') return 400;
+  int minor = parse_http_version(line.substr(0, 8));
+  if (minor < 0) return minor == -1 ? 400 : 505;
+  std::string_view code = line.substr(9, 3);
+  for (char c : code)
+    if (c < '0' || c > '9') return 400;
+  if (line.size() > 12 && line[12] != ' ') return 400;
+  std::string_view reason = line.size() > 13 ? line.substr(13) : std::string_view();
+  if (!is_field_value(reason)) return 400;
+  m.minor_version = minor;
+  m.status = (code[0] - '0') * 100 + (code[1] - '0') * 10 + (code[2] - '0');
+  m.reason = reason;
+  return 0;
+}
+
+}  // namespace detail
+
+// Incremental parser for a request head (server) or a response head (client). Bytes may
+// arrive in any split; each limit has its own error. feed() stops at the end of the head and
+// returns how many bytes it used: what follows belongs to the WebSocket frames.
+template <class Message>
+class HttpParser {
+ public:
+  explicit HttpParser(HttpLimits limits = {}) : limits_(limits) {}
+
+  std::size_t feed(const void* data, std::size_t size) {
+    const auto* p = static_cast<const char*>(data);
+    std::size_t i = 0;
+    while (i < size && !done_ && !error_) {
+      const void* nl = std::memchr(p + i, '\n', size - i);
+      std::size_t end = nl ? static_cast<std::size_t>(static_cast<const char*>(nl) - p) : size;
+      std::size_t piece = end - i;
+      // A line's limit counts its content; its CR and LF come on top.
+      if (line_.size() + piece > limits_.max_line + 1) {
+        return i + fail(Errc::http_line_too_long,
+                        "HTTP line longer than HttpLimits::max_line (WEBSOCKET_MAX_HTTP_LINE)",
+                        have_start_ ? 431 : 414);
+      }
+      if (head_bytes_ + piece + (nl ? 1 : 0) > limits_.max_head) {
+        return i + fail(Errc::http_head_too_large,
+                        "HTTP head larger than HttpLimits::max_head (WEBSOCKET_MAX_HTTP_HEAD)", 431);
+      }
+      line_.append(p + i, piece);
+      head_bytes_ += piece;
+      i = end;
+      if (!nl) break;
+      ++i;
+      ++head_bytes_;
+      std::string_view line = line_;
+      if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+      take_line(line);
+      line_.clear();
+    }
+    return i;
+  }
+
+  bool complete() const { return done_; }
+  bool failed() const { return static_cast<bool>(error_); }
+  const Error& error() const { return error_; }
+  // The HTTP status that answers a failed request: 400, 414, 431 or 505.
+  int error_status() const { return status_; }
+  Message& message() { return message_; }
+  const Message& message() const { return message_; }
+
+ private:
+  void take_line(std::string_view line) {
+    if (!have_start_) {
+      if (line.empty()) return;  // RFC 7230 §3.5: ignore empty lines before the start line
+      if (int status = detail::parse_start_line(line, message_)) {
+        fail(status == 505 ? Errc::http_version : Errc::http_malformed,
+             status == 505 ? "HTTP version is not 1.x" : "malformed HTTP start line", status);
+        return;
+      }
+      have_start_ = true;
+      return;
+    }
+    if (line.empty()) {
+      done_ = true;
+      return;
+    }
+    if (++header_lines_ > limits_.max_headers) {
+      fail(Errc::http_too_many_headers,
+           "more HTTP headers than HttpLimits::max_headers (WEBSOCKET_MAX_HTTP_HEADERS)", 431);
+      return;
+    }
+    // RFC 7230 §3.2.4: no whitespace before the colon; obsolete line folding is rejected.
+    std::size_t colon = line.find(':');
+    std::string_view name = line.substr(0, colon);
+    if (colon == std::string_view::npos || !detail::is_token(name)) {
+      fail(Errc::http_malformed, "malformed HTTP header line", 400);
+      return;
+    }
+    std::string_view value = detail::trim(line.substr(colon + 1));
+    if (!detail::is_field_value(value)) {
+      fail(Errc::http_malformed, "control character in an HTTP header value", 400);
+      return;
+    }
+    message_.combine(name, value);
+  }
+
+  std::size_t fail(Errc code, const char* text, int status) {
+    error_ = Error(code, text);
+    status_ = status;
+    return 0;
+  }
+
+  HttpLimits limits_;
+  Message message_;
+  std::string line_;
+  std::size_t head_bytes_ = 0;
+  std::size_t header_lines_ = 0;
+  bool have_start_ = false;
+  bool done_ = false;
+  Error error_;
+  int status_ = 0;
+};
+
+using RequestParser = HttpParser<HttpRequest>;
+using ResponseParser = HttpParser<HttpResponse>;
+
+// ---- Serializers --------------------------------------------------------------------------
+
+namespace detail {
+inline void append_fields(std::string& out, const HttpHeaders& h) {
+  for (const HttpHeader& f : h.fields) {
+    out += f.name;
+    out += ": ";
+    out += f.value;
+    out += "\r\n";
+  }
+}
+}  // namespace detail
+
+inline std::string serialize(const HttpRequest& r) {
+  std::string out = r.method + " " + r.target + " HTTP/1." + std::to_string(r.minor_version) + "\r\n";
+  detail::append_fields(out, r);
+  out += "\r\n";
+  return out;
+}
+
+// Adds Content-Length for a body (none for 1xx, 204, 304).
+inline std::string serialize(const HttpResponse& r) {
+  std::string out = "HTTP/1." + std::to_string(r.minor_version) + " " + std::to_string(r.status) +
+                    " " + (r.reason.empty() ? http_reason(r.status) : r.reason) + "\r\n";
+  detail::append_fields(out, r);
+  bool bodiless = r.status < 200 || r.status == 204 || r.status == 304;
+  if (!bodiless && !r.has("Content-Length"))
+    out += "Content-Length: " + std::to_string(r.body.size()) + "\r\n";
+  out += "\r\n";
+  if (!bodiless) out += r.body;
+  return out;
+}
+
+// ---- Extensions header (RFC 6455 §9.1) ---------------------------------------------------
+
+struct Extension {
+  std::string name;
+  std::vector<std::pair<std::string, std::string>> params;  // value "" when absent
+};
+
+// Parses "permessage-deflate; client_max_window_bits, x-foo; a=\"1\"" into names and
+// parameters. Returns false on a syntax error.
+inline bool parse_extensions(std::string_view s, std::vector<Extension>& out) {
+  out.clear();
+  std::size_t i = 0;
+  auto skip_ows = [&] {
+    while (i < s.size() && (s[i] == ' ' || s[i] == '\t')) ++i;
+  };
+  auto token = [&] {
+    std::size_t start = i;
+    while (i < s.size() && detail::is_tchar(s[i])) ++i;
+    return s.substr(start, i - start);
+  };
+  while (true) {
+    skip_ows();
+    if (i < s.size() && s[i] == ',') {  // empty list elements are allowed (RFC 7230 §7)
+      ++i;
+      continue;
+    }
+    if (i == s.size()) return true;
+    Extension ext;
+    ext.name = token();
+    if (ext.name.empty()) return false;
+    skip_ows();
+    while (i < s.size() && s[i] == ';') {
+      ++i;
+      skip_ows();
+      std::string name(token());
+      if (name.empty()) return false;
+      std::string value;
+      skip_ows();
+      if (i < s.size() && s[i] == '=') {
+        ++i;
+        skip_ows();
+        if (i < s.size() && s[i] == '"') {  // quoted-string, with backslash escapes
+          for (++i; i < s.size() && s[i] != '"'; ++i) {
+            if (s[i] == '\\' && ++i == s.size()) return false;
+            value += s[i];
+          }
+          if (i == s.size()) return false;
+          ++i;
+        } else {
+          value = token();
+        }
+        if (value.empty()) return false;
+      }
+      ext.params.emplace_back(std::move(name), std::move(value));
+      skip_ows();
+    }
+    out.push_back(std::move(ext));
+    if (i < s.size() && s[i] != ',') return false;
+  }
+}
+
+// ---- Server side of the opening handshake (RFC 6455 §4.2) ---------------------------------
+
+// The first subprotocol the client lists that the server supports, or "".
+inline std::string select_subprotocol(std::string_view offered,
+                                      const std::vector<std::string>& supported) {
+  std::string chosen;
+  detail::for_each_list_item(offered, [&](std::string_view item) {
+    if (!chosen.empty()) return;
+    for (const std::string& s : supported)
+      if (s == item) chosen = s;
+  });
+  return chosen;
+}
+
+namespace detail {
+inline HttpResponse error_response(int status, const char* body) {
+  HttpResponse r;
+  r.status = status;
+  r.add("Content-Type", "text/plain");
+  r.add("Connection", "close");
+  r.body = body;
+  r.body += '\n';
+  return r;
+}
+
+// RFC 6455 §4.1: the key is a base64-encoded 16-byte nonce.
+inline bool valid_client_key(std::string_view key) {
+  std::string raw;
+  return key.size() == 24 && base64_decode(key, raw) && raw.size() == 16;
+}
+}  // namespace detail
+
+// Checks an opening handshake (RFC 6455 §4.2.1) and prepares the answer: 101 with
+// Sec-WebSocket-Accept (and the chosen subprotocol), or the error status with a short body.
+inline HttpResponse answer_handshake(const HttpRequest& req,
+                                     const std::vector<std::string>& subprotocols = {}) {
+  using detail::error_response;
+  if (req.method != "GET") {
+    HttpResponse r = error_response(405, "Method Not Allowed: a WebSocket handshake is a GET");
+    r.add("Allow", "GET");
+    return r;
+  }
+  if (req.minor_version < 1) return error_response(400, "Bad Request: HTTP/1.1 or later required");
+  if (!req.has("Host")) return error_response(400, "Bad Request: missing Host header");
+  if (!req.has_token("Upgrade", "websocket")) {
+    HttpResponse r = error_response(426, "Upgrade Required: this is a WebSocket endpoint");
+    r.fields[1].value = "Upgrade, close";
+    r.add("Upgrade", "websocket");
+    return r;
+  }
+  if (!req.has_token("Connection", "upgrade"))
+    return error_response(400, "Bad Request: Connection header lacks \"Upgrade\"");
+  // RFC 6455 §4.2.2: an unsupported version gets 426 with the versions we speak.
+  if (detail::trim(req.get("Sec-WebSocket-Version")) != "13") {
+    HttpResponse r = error_response(426, "Upgrade Required: Sec-WebSocket-Version must be 13");
+    r.add("Sec-WebSocket-Version", "13");
+    return r;
+  }
+  std::string_view key = detail::trim(req.get("Sec-WebSocket-Key"));
+  if (!detail::valid_client_key(key))
+    return error_response(400, "Bad Request: Sec-WebSocket-Key must be 16 bytes in base64");
+
+  HttpResponse r;
+  r.status = 101;
+  r.add("Upgrade", "websocket");
+  r.add("Connection", "Upgrade");
+  r.add("Sec-WebSocket-Accept", accept_key(key));
+  std::string protocol = select_subprotocol(req.get("Sec-WebSocket-Protocol"), subprotocols);
+  if (!protocol.empty()) r.add("Sec-WebSocket-Protocol", protocol);
+  // No extension is supported yet, so an offer in Sec-WebSocket-Extensions is declined by
+  // leaving it out of the answer (RFC 6455 §9.1).
+  return r;
+}
+
+// ---- Client side of the opening handshake (RFC 6455 §4.1) ---------------------------------
+
+struct Url {
+  bool secure = false;  // wss://
+  std::string host;     // without brackets for an IPv6 literal
+  std::uint16_t port = 80;
+  std::string resource = "/";  // path and query
+  bool ipv6_literal = false;
+
+  // The Host header: the port only when it is not the default (RFC 7230 §5.4).
+  std::string host_header() const {
+    std::string h = ipv6_literal ? "[" + host + "]" : host;
+    if (port != (secure ? 443 : 80)) h += ":" + std::to_string(port);
+    return h;
+  }
+};
+
+// RFC 6455 §3: ws-URI = "ws:" "//" host [ ":" port ] path [ "?" query ]; no fragment.
+inline Error parse_url(std::string_view s, Url& url) {
+  const Error bad(Errc::bad_url, "URL must look like ws://host[:port][/path][?query]");
+  url = Url();
+  std::size_t colon = s.find("://");
+  if (colon == std::string_view::npos) return bad;
+  std::string_view scheme = s.substr(0, colon);
+  if (detail::iequals(scheme, "wss")) {
+    url.secure = true;
+    url.port = 443;
+  } else if (!detail::iequals(scheme, "ws")) {
+    return bad;
+  }
+  s.remove_prefix(colon + 3);
+  if (s.find('#') != std::string_view::npos)
+    return Error(Errc::bad_url, "a WebSocket URL must not have a #fragment (RFC 6455 §3)");
+  std::size_t path_start = s.find_first_of("/?");
+  std::string_view authority = s.substr(0, path_start);
+  std::string_view rest = path_start == std::string_view::npos ? "" : s.substr(path_start);
+  if (authority.find('@') != std::string_view::npos) return bad;
+  std::string_view port;
+  bool has_port = false;
+  if (!authority.empty() && authority[0] == '[') {
+    std::size_t close = authority.find(']');
+    if (close == std::string_view::npos) return bad;
+    url.host = authority.substr(1, close - 1);
+    url.ipv6_literal = true;
+    std::string_view after = authority.substr(close + 1);
+    if (!after.empty()) {
+      if (after[0] != ':') return bad;
+      port = after.substr(1);
+      has_port = true;
+    }
+    for (char c : url.host) {
+      bool hex = (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+      if (!hex && c != ':' && c != '.') return bad;
+    }
+  } else {
+    std::size_t pc = authority.find(':');
+    url.host = authority.substr(0, pc);
+    if (pc != std::string_view::npos) {
+      port = authority.substr(pc + 1);
+      has_port = true;
+    }
+    if (!detail::is_visible(url.host)) return bad;
+  }
+  if (url.host.empty()) return bad;
+  if (has_port) {
+    if (port.empty() || port.size() > 5) return bad;
+    unsigned long n = 0;
+    for (char c : port) {
+      if (c < '0' || c > '9') return bad;
+      n = n * 10 + static_cast<unsigned long>(c - '0');
+    }
+    if (n == 0 || n > 65535) return bad;
+    url.port = static_cast<std::uint16_t>(n);
+  }
+  if (!detail::is_visible(rest)) return bad;
+  url.resource = rest.empty() ? "/" : (rest[0] == '?' ? "/" + std::string(rest) : std::string(rest));
+  return {};
+}
+
+// Builds the client's opening handshake (RFC 6455 §4.1). `key` is base64 of 16 random bytes.
+inline Error make_handshake_request(const Url& url, std::string_view key,
+                                    const std::vector<std::string>& subprotocols,
+                                    const std::vector<HttpHeader>& extra_headers,
+                                    HttpRequest& req) {
+  req = HttpRequest();
+  req.method = "GET";
+  req.target = url.resource;
+  req.add("Host", url.host_header());
+  req.add("Upgrade", "websocket");
+  req.add("Connection", "Upgrade");
+  req.add("Sec-WebSocket-Key", key);
+  req.add("Sec-WebSocket-Version", "13");
+  std::string protocols;
+  for (const std::string& p : subprotocols) {
+    if (!detail::is_token(p)) return Error(Errc::bad_argument, "a subprotocol must be an HTTP token");
+    if (!protocols.empty()) protocols += ", ";
+    protocols += p;
+  }
+  if (!protocols.empty()) req.add("Sec-WebSocket-Protocol", protocols);
+  for (const HttpHeader& h : extra_headers) {
+    // No header injection: names are tokens, values have no CR/LF.
+    if (!detail::is_token(h.name) || !detail::is_field_value(h.value))
+      return Error(Errc::bad_argument, "an extra header has a bad name or a CR/LF in its value");
+    req.add(h.name, h.value);
+  }
+  return {};
+}
+
+// Checks the server's answer (RFC 6455 §4.1, the client MUST _Fail_ rules). On success
+// `subprotocol` holds the one the server chose ("" for none).
+inline Error check_handshake_response(const HttpResponse& r, std::string_view key,
+                                      const std::vector<std::string>& offered_subprotocols,
+                                      std::string& subprotocol) {
+  auto failed = [](const char* why) { return Error(Errc::handshake_failed, why); };
+  subprotocol.clear();
+  if (r.status != 101) return failed("server did not answer 101 Switching Protocols");
+  if (!detail::iequals(detail::trim(r.get("Upgrade")), "websocket"))
+    return failed("server response lacks \"Upgrade: websocket\"");
+  if (!r.has_token("Connection", "upgrade"))
+    return failed("server response lacks \"Connection: Upgrade\"");
+  if (detail::trim(r.get("Sec-WebSocket-Accept")) != accept_key(key))
+    return failed("server sent a wrong Sec-WebSocket-Accept");
+  // We offer no extension, so any extension in the answer was not offered.
+  std::vector<Extension> extensions;
+  if (!parse_extensions(r.get("Sec-WebSocket-Extensions"), extensions) || !extensions.empty())
+    return failed("server chose an extension that was not offered");
+  if (const std::string* p = r.find("Sec-WebSocket-Protocol")) {
+    std::string_view chosen = detail::trim(*p);
+    bool was_offered = false;
+    for (const std::string& o : offered_subprotocols)
+      if (o == chosen) was_offered = true;
+    if (!was_offered) return failed("server chose a subprotocol that was not offered");
+    subprotocol = chosen;
+  }
+  return {};
+}
+
+// =====================================================================================
+// ==== §2 Frame codec (RFC 6455 §5.2) ====                                       >>frame
+// =====================================================================================
+//
+//    0                   1                   2                   3
+//    0 1 2 3 4 5 6 7 8 9 0 1 2 3 4 5 6 7 8 9 0 1 2 3 4 5 6 7 8 9 0 1
+//   +-+-+-+-+-------+-+-------------+-------------------------------+
+//   |F|R|R|R| opcode|M| Payload len |    Extended payload length    |
+//   |I|S|S|S|  (4)  |A|     (7)     |             (16/64)           |
+//   |N|V|V|V|       |S|             |   (if payload len==126/127)   |
+//   | |1|2|3|       |K|             |                               |
+//   +-+-+-+-+-------+-+-------------+ - - - - - - - - - - - - - - - +
+//   |  Extended payload length continued, if payload len == 127     |
+//   + - - - - - - - - - - - - - - - +-------------------------------+
+//   |                               | Masking-key, if MASK set to 1 |
+//   +-------------------------------+-------------------------------+
+//   | Masking-key (continued)       |          Payload Data         |
+//   +-------------------------------- - - - - - - - - - - - - - - - +
+
+enum class Opcode : std::uint8_t {
+  continuation = 0x0,
+  text = 0x1,
+  binary = 0x2,
+  close = 0x8,
+  ping = 0x9,
+  pong = 0xA,
+};
+
+// RFC 6455 §5.5: control frames are those whose opcode has the high bit set.
+constexpr bool is_control(std::uint8_t opcode) { return (opcode & 0x8) != 0; }
+// §5.2: 0x3-0x7 and 0xB-0xF are reserved.
+constexpr bool is_known_opcode(std::uint8_t opcode) {
+  return opcode <= 0x2 || (opcode >= 0x8 && opcode <= 0xA);
+}
+
+struct FrameHeader {
+  bool fin = true;
+  std::uint8_t rsv = 0;     // RSV1..RSV3 as bits 2..0 (RSV1 = 4)
+  std::uint8_t opcode = 0;  // the raw 4 bits, so reserved values can be seen and rejected
+  bool masked = false;
+  std::array<std::uint8_t, 4> mask{};
+  std::uint64_t length = 0;
+};
+
+constexpr std::size_t kMaxFrameHeader = 14;
+
+// Writes the header with the length in its minimal form (§5.2: "the minimal number of bytes
+// MUST be used to encode the length"). Returns its size, 2..14. `length` must be < 2^63.
+inline std::size_t encode_frame_header(const FrameHeader& h, std::uint8_t* out) {
+  out[0] = static_cast<std::uint8_t>((h.fin ? 0x80 : 0) | ((h.rsv & 7) << 4) | (h.opcode & 0xF));
+  const std::uint8_t mask_bit = h.masked ? 0x80 : 0;
+  std::size_t n = 2;
+  if (h.length < 126) {
+    out[1] = static_cast<std::uint8_t>(mask_bit | h.length);
+  } else if (h.length <= 0xFFFF) {
+    out[1] = static_cast<std::uint8_t>(mask_bit | 126);
+    detail::store_be16(out + 2, static_cast<std::uint16_t>(h.length));
+    n = 4;
+  } else {
+    out[1] = static_cast<std::uint8_t>(mask_bit | 127);
+    detail::store_be64(out + 2, h.length);
+    n = 10;
+  }
+  if (h.masked) {
+    std::memcpy(out + n, h.mask.data(), 4);
+    n += 4;
+  }
+  return n;
+}
+
+// Decodes a header at the start of [p, p + size). Returns its size (2..14) once complete,
+// 0 when more bytes are needed, -1 when the length is malformed: a 64-bit length with the
+// most significant bit set (§5.2), or a length not in its minimal form.
+inline int decode_frame_header(const std::uint8_t* p, std::size_t size, FrameHeader& h) {
+  if (size < 2) return 0;
+  const unsigned len7 = p[1] & 0x7Fu;
+  const bool masked = (p[1] & 0x80) != 0;
+  const std::size_t need = 2 + (len7 == 126 ? 2 : len7 == 127 ? 8 : 0) + (masked ? 4 : 0);
+  if (size < need) return 0;
+  h.fin = (p[0] & 0x80) != 0;
+  h.rsv = static_cast<std::uint8_t>((p[0] >> 4) & 7);
+  h.opcode = static_cast<std::uint8_t>(p[0] & 0xF);
+  h.masked = masked;
+  std::size_t pos = 2;
+  if (len7 == 126) {
+    h.length = detail::load_be16(p + 2);
+    if (h.length < 126) return -1;
+    pos = 4;
+  } else if (len7 == 127) {
+    h.length = detail::load_be64(p + 2);
+    if ((h.length >> 63) != 0 || h.length <= 0xFFFF) return -1;
+    pos = 10;
+  } else {
+    h.length = len7;
+  }
+  if (masked) std::memcpy(h.mask.data(), p + pos, 4);
+  return static_cast<int>(need);
+}
+
+// §5.3: XORs data with the masking key; `offset` is the position of data[0] within the
+// frame payload, so a payload can be (un)masked in place, in pieces. Eight bytes at a time.
+inline void apply_mask(std::uint8_t* data, std::size_t size, const std::uint8_t* key,
+                       std::size_t offset = 0) {
+  std::uint8_t k[8];
+  for (std::size_t i = 0; i < 8; ++i) k[i] = key[(offset + i) & 3];
+  std::size_t i = 0;
+  if (size >= 8) {
+    std::uint64_t kw;
+    std::memcpy(&kw, k, 8);  // the key in memory order, whatever the byte order
+    for (; i + 32 <= size; i += 32) {
+      std::uint64_t w[4];
+      std::memcpy(w, data + i, 32);
+      w[0] ^= kw;
+      w[1] ^= kw;
+      w[2] ^= kw;
+      w[3] ^= kw;
+      std::memcpy(data + i, w, 32);
+    }
+    for (; i + 8 <= size; i += 8) {
+      std::uint64_t w;
+      std::memcpy(&w, data + i, 8);
+      w ^= kw;
+      std::memcpy(data + i, &w, 8);
+    }
+  }
+  for (; i < size; ++i) data[i] ^= k[i & 7];
+}
+
+// =====================================================================================
+// ==== §3 Connection (RFC 6455 §5, §6, §7) ====                             >>connection
+// =====================================================================================
+//
+// A sans-I/O state machine. The driver gives it the bytes it read, receive() turns them into
+// events; send_*() and close() append bytes to an output buffer the driver writes out.
+//
+//   handshake --(101 sent / received)--> open --(close sent)--> closing --(close received)--> closed
+//                                          \----------(close received, answered)--------------/
+//
+// Every connection that emitted `open` ends with exactly one `close` event.
+
+enum class Role : std::uint8_t { client, server };
+
+enum class EventType : std::uint8_t { open, text, binary, ping, pong, close };
+
+struct Event {
+  EventType type = EventType::open;
+  // text/binary: the message (or, when streaming, this piece of it); ping/pong: the payload;
+  // close: the reason; open: the subprotocol. Valid only during the callback.
+  std::string_view data;
+  bool fin = true;         // streaming: false while more pieces of this message follow
+  std::uint16_t code = 0;  // close: the peer's code (1005 if it sent none), or the code we failed with
+};
+
+struct Limits {
+  std::size_t max_message = WEBSOCKET_MAX_MESSAGE;          // whole message, all fragments
+  std::size_t max_frame = WEBSOCKET_MAX_MESSAGE;            // one frame's payload
+  std::size_t max_send_buffer = WEBSOCKET_MAX_SEND_BUFFER;  // bytes queued, not yet written
+  HttpLimits http;
+};
+
+struct ConnectionOptions {
+  Limits limits;
+  bool auto_pong = true;          // answer each ping with a pong
+  bool stream_fragments = false;  // deliver data as it arrives (Event::fin ends the message)
+  std::vector<std::string> subprotocols;  // client: offered, in order; server: supported
+  std::vector<HttpHeader> headers;        // client: extra request headers, e.g. Authorization
+  // Server: sees the request and the prepared answer (101, or the error status of a request
+  // that is not a valid upgrade) and may change it: reject with a status and body, add
+  // headers, pick another Sec-WebSocket-Protocol, or serve a plain HTTP response.
+  std::function<void(const HttpRequest&, HttpResponse&)> on_handshake;
+};
+
+// RFC 6455 §7.4: the codes an endpoint may put in a close frame.
+constexpr bool is_valid_close_code(std::uint16_t code) {
+  return (code >= 1000 && code <= 1003) || (code >= 1007 && code <= 1014) ||
+         (code >= 3000 && code <= 4999);
+}
+
+class Connection {
+ public:
+  enum class State : std::uint8_t { handshake, open, closing, closed };
+
+  explicit Connection(Role role, ConnectionOptions options = {})
+      : role_(role), opt_(std::move(options)) {}
+
+  // ---- opening handshake ----
+
+  // Client: queues the opening handshake for `url` (ws://host[:port][/path][?query]).
+  Error start_client(std::string_view url) {
+    Url u;
+    if (Error e = parse_url(url, u)) return e;
+    return start_client(u);
+  }
+  Error start_client(const Url& url) {
+    if (role_ != Role::client || state_ != State::handshake || !key_.empty())
+      return Error(Errc::bad_argument, "start_client() is for a new client connection");
+    std::uint8_t nonce[16];
+    if (!random_bytes(nonce, sizeof nonce))
+      return Error(Errc::random_failed, "the OS random generator failed");
+    key_ = base64_encode(nonce, sizeof nonce);
+    HttpRequest req;
+    if (Error e = make_handshake_request(url, key_, opt_.subprotocols, opt_.headers, req)) return e;
+    out_ += serialize(req);
+    return {};
+  }
+
+  // Skips the opening handshake, for a connection whose handshake was done elsewhere.
+  void assume_open() {
+    if (state_ == State::handshake) state_ = State::open;
+  }
+
+  // ---- bytes in, events out ----
+
+  // Feeds bytes read from the peer and calls on_event(const ws::Event&) for each event.
+  // Frames are unmasked in place in `data`, and events may point into it. Returns the bytes
+  // used: all of them, unless the connection closed (the rest is then meaningless).
+  template <class OnEvent>
+  std::size_t receive(void* data, std::size_t size, OnEvent&& on_event) {
+    auto* p = static_cast<std::uint8_t*>(data);
+    std::size_t used = 0;
+    if (state_ == State::handshake) used = receive_handshake(p, size, on_event);
+    while (used < size && (state_ == State::open || state_ == State::closing)) {
+      if (in_frame_)
+        used += receive_payload(p + used, size - used, on_event);
+      else
+        used += receive_header(p + used, size - used, on_event);
+    }
+    return used;
+  }
+
+  // The peer closed its side of the TCP connection. Without a close handshake, that is an
+  // abnormal closure (1006).
+  template <class OnEvent>
+  void receive_eof(OnEvent&& on_event) {
+    if (state_ == State::handshake) {
+      state_ = State::closed;
+      error_ = Error(Errc::handshake_failed, "connection closed during the opening handshake");
+    } else if (state_ != State::closed) {
+      state_ = State::closed;
+      error_ = Error(Errc::protocol_error, "connection closed without a close frame");
+      emit(on_event, EventType::close, "connection closed without a close frame", true,
+           close_code::abnormal);
+    }
+  }
+
+  // ---- events in, bytes out ----
+
+  Error send_text(std::string_view text) {
+    if (!is_valid_utf8(text))
+      return Error(Errc::invalid_utf8, "send_text() needs valid UTF-8; use send_binary() for bytes");
+    return send_message(Opcode::text, text.data(), text.size());
+  }
+  Error send_binary(std::string_view data) { return send_binary(data.data(), data.size()); }
+  Error send_binary(const void* data, std::size_t size) {
+    return send_message(Opcode::binary, data, size);
+  }
+
+  // Sends one fragment of a message (RFC 6455 §5.4). The first call says text or binary, the
+  // next ones continue that message, the one with fin = true ends it. Control frames and
+  // nothing else may be sent in between.
+  Error send_fragment(Opcode type, std::string_view data, bool fin) {
+    if (Error e = check_can_send(data.size())) return e;
+    if (type != Opcode::text && type != Opcode::binary)
+      return Error(Errc::bad_argument, "send_fragment() sends text or binary");
+    if (sending_fragments_ && type != sending_type_)
+      return Error(Errc::bad_argument, "send_fragment(): the message in progress has another type");
+    if (type == Opcode::text) {
+      if (!sending_fragments_) send_utf8_.reset();
+      if (!send_utf8_.feed(data.data(), data.size()) || (fin && !send_utf8_.complete()))
+        return Error(Errc::invalid_utf8, "send_fragment(): invalid UTF-8 in a text message");
+    }
+    auto opcode = static_cast<std::uint8_t>(sending_fragments_ ? Opcode::continuation : type);
+    sending_fragments_ = !fin;
+    sending_type_ = type;
+    return write_frame(opcode, fin, data.data(), data.size());
+  }
+
+  Error ping(std::string_view payload = {}) { return send_control(Opcode::ping, payload); }
+  Error pong(std::string_view payload = {}) { return send_control(Opcode::pong, payload); }
+
+  // Starts the closing handshake (RFC 6455 §7.1.2). Code 1005 sends a close frame without a
+  // code. The connection is closed once the peer answers (or the driver's timeout hits).
+  Error close(std::uint16_t code = close_code::normal, std::string_view reason = {}) {
+    if (state_ == State::handshake) {  // nothing was established: just drop it
+      state_ = State::closed;
+      return {};
+    }
+    if (state_ != State::open) return Error(Errc::not_open, "close() after a close was sent or received");
+    if (code == close_code::no_status ? !reason.empty() : !is_valid_close_code(code))
+      return Error(Errc::invalid_close, "close code must be 1000-1003, 1007-1014 or 3000-4999");
+    // §5.5: a control payload is at most 125 bytes, the code takes 2 of them.
+    if (reason.size() > 123 || !is_valid_utf8(reason))
+      return Error(Errc::invalid_close, "close reason must be valid UTF-8 of at most 123 bytes");
+    write_close(code, reason);
+    state_ = State::closing;
+    return {};
+  }
+
+  // ---- output buffer: the driver writes pending_output() and reports what it wrote ----
+
+  std::string_view pending_output() const { return std::string_view(out_).substr(out_pos_); }
+  void consume_output(std::size_t n) {
+    out_pos_ += n < buffered_amount() ? n : buffered_amount();
+    if (out_pos_ == out_.size()) {
+      out_.clear();
+      out_pos_ = 0;
+    }
+  }
+  std::size_t buffered_amount() const { return out_.size() - out_pos_; }
+
+  // ---- state ----
+
+  State state() const { return state_; }
+  Role role() const { return role_; }
+  const std::string& subprotocol() const { return subprotocol_; }
+  const HttpRequest& request() const { return request_; }  // server: the opening handshake
+  const Error& error() const { return error_; }            // why it failed, if it did
+  const ConnectionOptions& options() const { return opt_; }
+
+ private:
+  // ---- handshake ----
+
+  template <class OnEvent>
+  std::size_t receive_handshake(std::uint8_t* p, std::size_t size, OnEvent& on_event) {
+    if (!parser_) parser_.reset(new Parsers{RequestParser(opt_.limits.http), ResponseParser(opt_.limits.http)});
+    return role_ == Role::server ? receive_request(p, size, on_event)
+                                 : receive_response(p, size, on_event);
+  }
+
+  template <class OnEvent>
+  std::size_t receive_request(std::uint8_t* p, std::size_t size, OnEvent& on_event) {
+    RequestParser& parser = parser_->request;
+    std::size_t used = parser.feed(p, size);
+    if (parser.failed()) {
+      int status = parser.error_status();
+      out_ += serialize(detail::error_response(status, http_reason(status)));
+      return end_handshake(parser.error(), size);
+    }
+    if (!parser.complete()) return used;
+    request_ = std::move(parser.message());
+    HttpResponse answer = answer_handshake(request_, opt_.subprotocols);
+    if (opt_.on_handshake) opt_.on_handshake(request_, answer);
+    if (answer.status != 101 && !answer.has("Connection")) answer.add("Connection", "close");
+    out_ += serialize(answer);
+    if (answer.status != 101)
+      return end_handshake(Error(Errc::handshake_rejected, "request was not accepted as a WebSocket upgrade"), size);
+    subprotocol_ = answer.get("Sec-WebSocket-Protocol");
+    open(on_event);
+    return used;
+  }
+
+  template <class OnEvent>
+  std::size_t receive_response(std::uint8_t* p, std::size_t size, OnEvent& on_event) {
+    ResponseParser& parser = parser_->response;
+    std::size_t used = parser.feed(p, size);
+    if (parser.failed()) return end_handshake(parser.error(), size);
+    if (!parser.complete()) return used;
+    if (Error e = check_handshake_response(parser.message(), key_, opt_.subprotocols, subprotocol_))
+      return end_handshake(e, size);
+    open(on_event);
+    return used;
+  }
+
+  template <class OnEvent>
+  void open(OnEvent& on_event) {
+    parser_.reset();
+    key_.clear();
+    state_ = State::open;
+    emit(on_event, EventType::open, subprotocol_);
+  }
+
+  std::size_t end_handshake(const Error& e, std::size_t size) {
+    parser_.reset();
+    error_ = e;
+    state_ = State::closed;
+    return size;
+  }
+
+  // ---- frames ----
+
+  template <class OnEvent>
+  std::size_t receive_header(std::uint8_t* p, std::size_t size, OnEvent& on_event) {
+    int n;
+    std::size_t used;
+    if (header_size_ == 0) {  // the usual case: the whole header is in this read
+      n = decode_frame_header(p, size, frame_);
+      if (n == 0) {
+        std::memcpy(header_buf_, p, size);  // size < 14 here
+        header_size_ = size;
+        return size;
+      }
+      used = n < 0 ? size : static_cast<std::size_t>(n);
+    } else {  // the header was split across reads: complete it in header_buf_
+      std::size_t take = kMaxFrameHeader - header_size_ < size ? kMaxFrameHeader - header_size_ : size;
+      std::memcpy(header_buf_ + header_size_, p, take);
+      n = decode_frame_header(header_buf_, header_size_ + take, frame_);
+      if (n == 0) {
+        header_size_ += take;
+        return take;
+      }
+      used = n < 0 ? size : static_cast<std::size_t>(n) - header_size_;
+      header_size_ = 0;
+    }
+    if (n < 0) return fail(close_code::protocol_error, "frame length not in minimal form or over 2^63", on_event, size);
+    if (!check_frame(on_event)) return size;
+    in_frame_ = true;
+    frame_offset_ = 0;
+    frame_left_ = frame_.length;
+    if (frame_left_ == 0) take_payload(p + used, 0, on_event);
+    return used;
+  }
+
+  // The frame-level MUSTs of RFC 6455 §5, checked before any payload byte is read.
+  template <class OnEvent>
+  bool check_frame(OnEvent& on_event) {
+    const FrameHeader& h = frame_;
+    const std::uint16_t kProtocol = close_code::protocol_error;
+    // §5.2: RSV bits MUST be 0 unless an extension that defines them was negotiated.
+    if (h.rsv != 0) return !fail(kProtocol, "RSV bit set without a negotiated extension", on_event);
+    // §5.2: a reserved opcode MUST fail the connection.
+    if (!is_known_opcode(h.opcode)) return !fail(kProtocol, "reserved opcode", on_event);
+    // §5.1: a server MUST close on an unmasked frame, a client MUST close on a masked frame.
+    if (role_ == Role::server && !h.masked) return !fail(kProtocol, "client frame not masked", on_event);
+    if (role_ == Role::client && h.masked) return !fail(kProtocol, "server frame masked", on_event);
+    if (is_control(h.opcode)) {
+      // §5.5: control frames MUST have a payload of 125 bytes or less, MUST NOT be fragmented.
+      if (h.length > 125) return !fail(kProtocol, "control frame payload over 125 bytes", on_event);
+      if (!h.fin) return !fail(kProtocol, "fragmented control frame", on_event);
+      return true;
+    }
+    // §5.4: continuation frames continue a fragmented message; a new message cannot start
+    // inside one.
+    if (h.opcode == 0 && !in_message_) return !fail(kProtocol, "continuation frame without a message", on_event);
+    if (h.opcode != 0 && in_message_) return !fail(kProtocol, "new message inside a fragmented message", on_event);
+    // §10.4: limits on frame and message size; beyond them the answer is 1009.
+    if (h.length > opt_.limits.max_frame)
+      return !fail(close_code::message_too_big, "frame larger than Limits::max_frame (WEBSOCKET_MAX_MESSAGE)", on_event);
+    if (h.opcode != 0) {
+      in_message_ = true;
+      message_type_ = h.opcode == 1 ? EventType::text : EventType::binary;
+      message_size_ = 0;
+      utf8_.reset();
+    }
+    if (h.length > opt_.limits.max_message - message_size_)
+      return !fail(close_code::message_too_big, "message larger than Limits::max_message (WEBSOCKET_MAX_MESSAGE)", on_event);
+    message_size_ += h.length;
+    return true;
+  }
+
+  template <class OnEvent>
+  std::size_t receive_payload(std::uint8_t* p, std::size_t size, OnEvent& on_event) {
+    std::size_t n = frame_left_ < size ? static_cast<std::size_t>(frame_left_) : size;
+    take_payload(p, n, on_event);
+    return n;
+  }
+
+  // A piece of the current frame's payload: unmask it in place, then act on it.
+  template <class OnEvent>
+  void take_payload(std::uint8_t* p, std::size_t n, OnEvent& on_event) {
+    if (frame_.masked) apply_mask(p, n, frame_.mask.data(), static_cast<std::size_t>(frame_offset_ & 3));
+    const bool whole_frame = frame_offset_ == 0 && n == frame_.length;
+    frame_offset_ += n;
+    frame_left_ -= n;
+    const bool frame_done = frame_left_ == 0;
+    if (frame_done) in_frame_ = false;
+    std::string_view piece(reinterpret_cast<const char*>(p), n);
+    if (!is_control(frame_.opcode)) return take_data(piece, whole_frame, frame_done, on_event);
+    if (whole_frame) return take_control(piece, on_event);
+    control_.append(piece);  // a control frame split across reads (at most 125 bytes)
+    if (!frame_done) return;
+    std::string payload;
+    payload.swap(control_);
+    take_control(payload, on_event);
+  }
+
+  template <class OnEvent>
+  void take_data(std::string_view piece, bool whole_frame, bool frame_done, OnEvent& on_event) {
+    const bool text = message_type_ == EventType::text;
+    // §8.1: text MUST be valid UTF-8; fail at the first bad byte, not at the message's end.
+    if (text && !utf8_.feed(piece.data(), piece.size()))
+      return void(fail(close_code::invalid_payload, "invalid UTF-8 in a text message", on_event));
+    const bool message_done = frame_done && frame_.fin;
+    if (message_done && text && !utf8_.complete())
+      return void(fail(close_code::invalid_payload, "text message ends inside a UTF-8 sequence", on_event));
+    if (message_done) in_message_ = false;
+    if (opt_.stream_fragments) {
+      if (!piece.empty() || message_done) emit(on_event, message_type_, piece, message_done);
+      return;
+    }
+    if (message_done && whole_frame && frame_.opcode != 0)  // one frame, one read: no copy
+      return emit(on_event, message_type_, piece);
+    message_.append(piece);
+    if (!message_done) return;
+    emit(on_event, message_type_, message_);
+    message_.clear();
+  }
+
+  template <class OnEvent>
+  void take_control(std::string_view payload, OnEvent& on_event) {
+    if (frame_.opcode == static_cast<std::uint8_t>(Opcode::ping)) {
+      emit(on_event, EventType::ping, payload);
+      // §5.5.2: a ping is answered with a pong carrying the same payload. When the send
+      // buffer is full, a pong is skipped: §5.5.3 allows answering only the latest ping.
+      if (opt_.auto_pong && state_ == State::open && buffered_amount() < opt_.limits.max_send_buffer)
+        write_frame(static_cast<std::uint8_t>(Opcode::pong), true, payload.data(), payload.size(), false);
+    } else if (frame_.opcode == static_cast<std::uint8_t>(Opcode::pong)) {
+      emit(on_event, EventType::pong, payload);
+    } else {
+      take_close(payload, on_event);
+    }
+  }
+
+  template <class OnEvent>
+  void take_close(std::string_view payload, OnEvent& on_event) {
+    std::uint16_t code = close_code::no_status;
+    std::string_view reason;
+    // §5.5.1: a close body, if any, starts with a 2-byte code, then UTF-8 text.
+    if (payload.size() == 1)
+      return void(fail(close_code::protocol_error, "close frame with a 1-byte payload", on_event));
+    if (payload.size() >= 2) {
+      code = detail::load_be16(reinterpret_cast<const std::uint8_t*>(payload.data()));
+      reason = payload.substr(2);
+      if (!is_valid_close_code(code))
+        return void(fail(close_code::protocol_error, "invalid close code", on_event));
+      if (!is_valid_utf8(reason))
+        return void(fail(close_code::invalid_payload, "close reason is not valid UTF-8", on_event));
+    }
+    // §5.5.1: answer a close with a close (echoing the code), unless we sent one already.
+    if (!close_sent_) write_close(code, {});
+    state_ = State::closed;
+    emit(on_event, EventType::close, reason, true, code);
+  }
+
+  // _Fail the WebSocket Connection_ (§7.1.7): send a close with the code, stop reading.
+  template <class OnEvent>
+  std::size_t fail(std::uint16_t code, const char* why, OnEvent& on_event, std::size_t result = 0) {
+    error_ = Error(code == close_code::invalid_payload ? Errc::invalid_payload
+                   : code == close_code::message_too_big ? Errc::message_too_big
+                                                           : Errc::protocol_error,
+                   why);
+    if (!close_sent_) write_close(code, why);
+    state_ = State::closed;
+    in_frame_ = false;
+    emit(on_event, EventType::close, why, true, code);
+    return result;
+  }
+
+  template <class OnEvent>
+  static void emit(OnEvent& on_event, EventType type, std::string_view data, bool fin = true,
+                   std::uint16_t code = 0) {
+    Event e;
+    e.type = type;
+    e.data = data;
+    e.fin = fin;
+    e.code = code;
+    on_event(static_cast<const Event&>(e));
+  }
+
+  // ---- sending ----
+
+  Error check_can_send(std::size_t size) const {
+    if (state_ != State::open)
+      return Error(Errc::not_open, "the connection is not open (handshake pending or closing)");
+    const std::size_t limit = opt_.limits.max_send_buffer;
+    if (buffered_amount() > limit || size + kMaxFrameHeader > limit - buffered_amount())
+      return Error(Errc::send_buffer_full,
+                   "send buffer full: wait for buffered_amount() to drop, or raise "
+                   "Limits::max_send_buffer (WEBSOCKET_MAX_SEND_BUFFER)");
+    return {};
+  }
+
+  Error send_message(Opcode type, const void* data, std::size_t size) {
+    if (Error e = check_can_send(size)) return e;
+    if (sending_fragments_)
+      return Error(Errc::bad_argument, "a fragmented message is in progress: end it with send_fragment(..., true)");
+    return write_frame(static_cast<std::uint8_t>(type), true, data, size);
+  }
+
+  Error send_control(Opcode type, std::string_view payload) {
+    if (payload.size() > 125)  // §5.5
+      return Error(Errc::control_too_big, "ping/pong payload must be at most 125 bytes");
+    if (Error e = check_can_send(payload.size())) return e;
+    return write_frame(static_cast<std::uint8_t>(type), true, payload.data(), payload.size());
+  }
+
+  void write_close(std::uint16_t code, std::string_view reason) {
+    std::uint8_t body[125];
+    std::size_t n = 0;
+    if (code != close_code::no_status) {
+      detail::store_be16(body, code);
+      n = 2 + (reason.size() > 123 ? 123 : reason.size());
+      std::memcpy(body + 2, reason.data(), n - 2);
+    }
+    write_frame(static_cast<std::uint8_t>(Opcode::close), true, body, n, false);
+    close_sent_ = true;  // §5.5.1: after a close, nothing more is sent
+  }
+
+  Error write_frame(std::uint8_t opcode, bool fin, const void* data, std::size_t size, bool = true) {
+    FrameHeader h;
+    h.fin = fin;
+    h.opcode = opcode;
+    h.length = size;
+    // §5.3: a client masks every frame with a fresh, unpredictable key.
+    h.masked = role_ == Role::client;
+    if (h.masked && !next_mask(h.mask))
+      return Error(Errc::random_failed, "the OS random generator failed");
+    if (out_pos_ > 0 && out_pos_ >= out_.size() / 2) {  // reclaim what was written
+      out_.erase(0, out_pos_);
+      out_pos_ = 0;
+    }
+    std::uint8_t head[kMaxFrameHeader];
+    std::size_t head_size = encode_frame_header(h, head);
+    std::size_t start = out_.size() + head_size;
+    out_.append(reinterpret_cast<const char*>(head), head_size);
+    out_.append(static_cast<const char*>(data), size);
+    if (h.masked) apply_mask(reinterpret_cast<std::uint8_t*>(&out_[start]), size, h.mask.data());
+    return {};
+  }
+
+  // Masking keys come from the OS CSPRNG, fetched 64 bytes at a time.
+  bool next_mask(std::array<std::uint8_t, 4>& key) {
+    if (random_used_ == sizeof random_) {
+      if (!random_bytes(random_, sizeof random_)) return false;
+      random_used_ = 0;
+    }
+    std::memcpy(key.data(), random_ + random_used_, 4);
+    random_used_ += 4;
+    return true;
+  }
+
+  struct Parsers {
+    RequestParser request;
+    ResponseParser response;
+  };
+
+  Role role_;
+  State state_ = State::handshake;
+  ConnectionOptions opt_;
+  Error error_;
+  std::unique_ptr<Parsers> parser_;  // only during the opening handshake
+  std::string key_;                   // client: our Sec-WebSocket-Key, until the answer
+  std::string subprotocol_;
+  HttpRequest request_;
+
+  // receiving
+  FrameHeader frame_;
+  std::uint8_t header_buf_[kMaxFrameHeader] = {};
+  std::size_t header_size_ = 0;  // bytes of a split header held in header_buf_
+  bool in_frame_ = false;        // reading a frame's payload
+  std::uint64_t frame_offset_ = 0, frame_left_ = 0;
+  bool in_message_ = false;  // between the first and the final frame of a data message
+  EventType message_type_ = EventType::binary;
+  std::uint64_t message_size_ = 0;
+  std::string message_;  // fragments of the message so far (unless streaming)
+  std::string control_;  // a control frame split across reads
+  Utf8Validator utf8_;
+
+  // sending
+  std::string out_;
+  std::size_t out_pos_ = 0;  // out_[0, out_pos_) was written already
+  bool close_sent_ = false;
+  bool sending_fragments_ = false;
+  Opcode sending_type_ = Opcode::binary;
+  Utf8Validator send_utf8_;
+  std::uint8_t random_[64] = {};
+  std::size_t random_used_ = sizeof random_;
+};
+
+}  // namespace ws
+
+#endif  // WEBSOCKET_HPP
