@@ -29,7 +29,9 @@
 #define WEBSOCKET_HPP
 
 #include <array>
+#include <atomic>
 #include <cerrno>
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
@@ -39,6 +41,19 @@
 #include <string_view>
 #include <utility>
 #include <vector>
+
+// Driver selection (§5): WEBSOCKET_USE_POLL (default) or WEBSOCKET_USE_BLOCKING;
+// WEBSOCKET_NO_THREADS leaves out std::thread and mutexes (one thread does everything).
+#if defined(WEBSOCKET_USE_POLL) && defined(WEBSOCKET_USE_BLOCKING)
+#error "define WEBSOCKET_USE_POLL or WEBSOCKET_USE_BLOCKING, not both"
+#endif
+#if !defined(WEBSOCKET_USE_POLL) && !defined(WEBSOCKET_USE_BLOCKING)
+#define WEBSOCKET_USE_POLL
+#endif
+#ifndef WEBSOCKET_NO_THREADS
+#include <mutex>
+#include <thread>
+#endif
 
 #if defined(_WIN32)
 #ifndef NOMINMAX
@@ -56,7 +71,14 @@
 #pragma comment(lib, "bcrypt")
 #endif
 #else
+#include <arpa/inet.h>
 #include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <sys/types.h>
 #include <unistd.h>
 #if defined(__linux__)
 #include <sys/random.h>
@@ -112,6 +134,12 @@ enum class Errc : std::uint8_t {
   invalid_close,          // close() with a code or reason that may not be sent
   control_too_big,        // ping/pong payload over 125 bytes
   random_failed,          // the OS CSPRNG failed
+  // §4-§6 sockets, drivers, API
+  resolve_failed,         // getaddrinfo found no address
+  connect_failed,         // no address accepted the connection
+  socket_error,           // a socket call failed
+  timeout,                // nothing happened within the time given
+  closed,                 // the connection is closed
 };
 
 // An error is a code and a static, human-readable message (no allocation, no request bytes).
@@ -1640,12 +1668,12 @@ class Connection {
   }
 
   void write_close(std::uint16_t code, std::string_view reason) {
-    std::uint8_t body[125];
+    std::uint8_t body[125] = {};
     std::size_t n = 0;
     if (code != close_code::no_status) {
       detail::store_be16(body, code);
       n = 2 + (reason.size() > 123 ? 123 : reason.size());
-      std::memcpy(body + 2, reason.data(), n - 2);
+      if (n > 2) std::memcpy(body + 2, reason.data(), n - 2);
     }
     write_frame(static_cast<std::uint8_t>(Opcode::close), true, body, n, false);
     close_sent_ = true;  // §5.5.1: after a close, nothing more is sent
@@ -1721,6 +1749,1123 @@ class Connection {
   std::uint8_t random_[64] = {};
   std::size_t random_used_ = sizeof random_;
 };
+
+// =====================================================================================
+// ==== §4 Socket layer (POSIX / Winsock) ====                                   >>socket
+// =====================================================================================
+//
+// Everything above this line does no I/O. This section is a thin, portable wrapper over
+// BSD sockets: RAII, IPv4 and IPv6 through getaddrinfo, errors as values.
+
+namespace net {
+
+#if defined(_WIN32)
+using socket_t = SOCKET;
+constexpr socket_t kNoSocket = INVALID_SOCKET;
+using PollFd = WSAPOLLFD;
+inline int poll(PollFd* fds, std::size_t n, int timeout_ms) {
+  return WSAPoll(fds, static_cast<ULONG>(n), timeout_ms);
+}
+inline bool would_block() {
+  int e = WSAGetLastError();
+  return e == WSAEWOULDBLOCK || e == WSAETIMEDOUT;
+}
+inline bool interrupted() { return WSAGetLastError() == WSAEINTR; }
+inline void close_socket(socket_t s) { ::closesocket(s); }
+constexpr int kNoSignal = 0;
+#else
+using socket_t = int;
+constexpr socket_t kNoSocket = -1;
+using PollFd = ::pollfd;
+inline int poll(PollFd* fds, std::size_t n, int timeout_ms) {
+  return ::poll(fds, static_cast<nfds_t>(n), timeout_ms);
+}
+// EAGAIN also reports a blocking socket's SO_RCVTIMEO/SO_SNDTIMEO expiring.
+inline bool would_block() { return errno == EAGAIN || errno == EWOULDBLOCK || errno == EINPROGRESS; }
+inline bool interrupted() { return errno == EINTR; }
+inline void close_socket(socket_t s) { ::close(s); }
+#if defined(MSG_NOSIGNAL)
+constexpr int kNoSignal = MSG_NOSIGNAL;  // a write to a closed peer must not raise SIGPIPE
+#else
+constexpr int kNoSignal = 0;  // macOS: SO_NOSIGPIPE is set on each socket instead
+#endif
+#endif
+
+// Winsock needs WSAStartup once per process; POSIX needs nothing.
+inline bool startup() {
+#if defined(_WIN32)
+  static const bool ok = [] {
+    WSADATA data;
+    return WSAStartup(MAKEWORD(2, 2), &data) == 0;
+  }();
+  return ok;
+#else
+  return true;
+#endif
+}
+
+inline std::int64_t now_ms() {
+  using namespace std::chrono;
+  return duration_cast<milliseconds>(steady_clock::now().time_since_epoch()).count();
+}
+
+// recv()/send() results besides a byte count.
+constexpr long kWouldBlock = -2;  // nonblocking socket not ready, or a socket timeout
+constexpr long kFailed = -1;
+
+class Socket {
+ public:
+  Socket() = default;
+  explicit Socket(socket_t s) : s_(s) {}
+  ~Socket() { close(); }
+  Socket(Socket&& o) noexcept : s_(o.release()) {}
+  Socket& operator=(Socket&& o) noexcept {
+    if (this != &o) {
+      close();
+      s_ = o.release();
+    }
+    return *this;
+  }
+  Socket(const Socket&) = delete;
+  Socket& operator=(const Socket&) = delete;
+
+  explicit operator bool() const { return s_ != kNoSocket; }
+  socket_t handle() const { return s_; }
+  socket_t release() {
+    socket_t s = s_;
+    s_ = kNoSocket;
+    return s;
+  }
+  void close() {
+    if (s_ != kNoSocket) close_socket(release());
+  }
+
+  bool set_nonblocking(bool on) {
+#if defined(_WIN32)
+    u_long mode = on ? 1 : 0;
+    return ioctlsocket(s_, FIONBIO, &mode) == 0;
+#else
+    int flags = fcntl(s_, F_GETFL, 0);
+    if (flags < 0) return false;
+    return fcntl(s_, F_SETFL, on ? flags | O_NONBLOCK : flags & ~O_NONBLOCK) == 0;
+#endif
+  }
+
+  // Small frames go out at once (Nagle would hold them for the peer's delayed ACK).
+  void set_nodelay() { set_option(IPPROTO_TCP, TCP_NODELAY, 1); }
+
+  // Blocking driver: recv/send give up after `ms` (0 = never).
+  void set_timeouts(int recv_ms, int send_ms) {
+    set_timeout(SO_RCVTIMEO, recv_ms);
+    set_timeout(SO_SNDTIMEO, send_ms);
+  }
+  void set_timeout(int which, int ms) {
+#if defined(_WIN32)
+    DWORD t = static_cast<DWORD>(ms);
+#else
+    timeval t{};
+    t.tv_sec = ms / 1000;
+    t.tv_usec = static_cast<decltype(t.tv_usec)>((ms % 1000) * 1000);
+#endif
+    setsockopt(s_, SOL_SOCKET, which, reinterpret_cast<const char*>(&t), sizeof t);
+  }
+
+  void set_option(int level, int name, int value) {
+    setsockopt(s_, level, name, reinterpret_cast<const char*>(&value), sizeof value);
+  }
+
+  // Bytes received; 0 at end of stream; kWouldBlock; kFailed.
+  long recv(void* data, std::size_t size) {
+    while (true) {
+#if defined(_WIN32)
+      int n = ::recv(s_, static_cast<char*>(data), static_cast<int>(size > 1u << 30 ? 1u << 30 : size), 0);
+#else
+      ssize_t n = ::recv(s_, data, size, 0);
+#endif
+      if (n >= 0) return static_cast<long>(n);
+      if (interrupted()) continue;
+      return would_block() ? kWouldBlock : kFailed;
+    }
+  }
+
+  // Bytes sent (maybe fewer than asked); kWouldBlock; kFailed.
+  long send(const void* data, std::size_t size) {
+    while (true) {
+#if defined(_WIN32)
+      int n = ::send(s_, static_cast<const char*>(data), static_cast<int>(size > 1u << 30 ? 1u << 30 : size), 0);
+#else
+      ssize_t n = ::send(s_, data, size, kNoSignal);
+#endif
+      if (n >= 0) return static_cast<long>(n);
+      if (interrupted()) continue;
+      return would_block() ? kWouldBlock : kFailed;
+    }
+  }
+
+  // Half-close: we send no more, the peer still may.
+  void shutdown_write() {
+#if defined(_WIN32)
+    ::shutdown(s_, SD_SEND);
+#else
+    ::shutdown(s_, SHUT_WR);
+#endif
+  }
+
+  // Waits until the socket is readable (or writable); false on timeout. -1 waits forever.
+  bool wait(bool for_write, int timeout_ms) {
+    PollFd p{};
+    p.fd = s_;
+    p.events = for_write ? POLLOUT : POLLIN;
+    std::int64_t deadline = now_ms() + timeout_ms;
+    while (true) {
+      int n = net::poll(&p, 1, timeout_ms);
+      if (n > 0) return true;
+      if (n == 0 || !interrupted()) return false;
+      if (timeout_ms >= 0) timeout_ms = static_cast<int>(deadline - now_ms() > 0 ? deadline - now_ms() : 0);
+    }
+  }
+
+ private:
+  socket_t s_ = kNoSocket;
+};
+
+namespace detail {
+struct AddrInfo {  // owns a getaddrinfo() result
+  addrinfo* list = nullptr;
+  ~AddrInfo() {
+    if (list) freeaddrinfo(list);
+  }
+};
+
+inline Socket open_socket(const addrinfo* a) {
+  Socket s(::socket(a->ai_family, a->ai_socktype, a->ai_protocol));
+#if defined(SO_NOSIGPIPE)
+  if (s) s.set_option(SOL_SOCKET, SO_NOSIGPIPE, 1);
+#endif
+#if !defined(_WIN32) && defined(FD_CLOEXEC)
+  if (s) fcntl(s.handle(), F_SETFD, FD_CLOEXEC);
+#endif
+  return s;
+}
+}  // namespace detail
+
+// Connects to host:port (a name, an IPv4 or an IPv6 address), trying each address in turn
+// within `timeout_ms`. The socket is returned in nonblocking mode with TCP_NODELAY.
+inline Error connect(const std::string& host, std::uint16_t port, int timeout_ms, Socket& out) {
+  if (!startup()) return Error(Errc::socket_error, "WSAStartup failed");
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  hints.ai_flags = AI_NUMERICSERV;
+  detail::AddrInfo found;
+  if (getaddrinfo(host.c_str(), std::to_string(port).c_str(), &hints, &found.list) != 0)
+    return Error(Errc::resolve_failed, "could not resolve the host name");
+  std::int64_t deadline = now_ms() + timeout_ms;
+  Error result(Errc::connect_failed, "connection refused or unreachable");
+  for (const addrinfo* a = found.list; a; a = a->ai_next) {
+    Socket s = detail::open_socket(a);
+    if (!s || !s.set_nonblocking(true)) continue;
+    if (::connect(s.handle(), a->ai_addr, static_cast<socklen_t>(a->ai_addrlen)) != 0) {
+      if (!would_block()) continue;
+      std::int64_t left = deadline - now_ms();
+      if (left <= 0 || !s.wait(true, static_cast<int>(left))) {
+        result = Error(Errc::timeout, "connect timed out (ClientOptions::connect_timeout_ms)");
+        continue;
+      }
+      int err = 0;
+      socklen_t len = sizeof err;
+      getsockopt(s.handle(), SOL_SOCKET, SO_ERROR, reinterpret_cast<char*>(&err), &len);
+      if (err != 0) continue;
+    }
+    s.set_nodelay();
+    out = std::move(s);
+    return {};
+  }
+  return result;
+}
+
+// Listens on host:port ("" = every IPv4 address, "::" = IPv6 and IPv4). Port 0 picks a free
+// port; `bound_port` reports it. The socket is nonblocking.
+inline Error listen(const std::string& host, std::uint16_t port, Socket& out, std::uint16_t& bound_port) {
+  if (!startup()) return Error(Errc::socket_error, "WSAStartup failed");
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+  detail::AddrInfo found;
+  const char* node = host.empty() ? "0.0.0.0" : host.c_str();
+  if (getaddrinfo(node, std::to_string(port).c_str(), &hints, &found.list) != 0)
+    return Error(Errc::resolve_failed, "could not resolve the listen address");
+  for (const addrinfo* a = found.list; a; a = a->ai_next) {
+    Socket s = detail::open_socket(a);
+    if (!s) continue;
+#if defined(_WIN32)
+    s.set_option(SOL_SOCKET, SO_EXCLUSIVEADDRUSE, 1);  // Windows' SO_REUSEADDR allows port theft
+#else
+    s.set_option(SOL_SOCKET, SO_REUSEADDR, 1);  // restart at once despite TIME_WAIT
+#endif
+    if (a->ai_family == AF_INET6) s.set_option(IPPROTO_IPV6, IPV6_V6ONLY, 0);
+    if (::bind(s.handle(), a->ai_addr, static_cast<socklen_t>(a->ai_addrlen)) != 0) continue;
+    if (::listen(s.handle(), SOMAXCONN) != 0 || !s.set_nonblocking(true)) continue;
+    sockaddr_storage addr{};
+    socklen_t len = sizeof addr;
+    getsockname(s.handle(), reinterpret_cast<sockaddr*>(&addr), &len);
+    bound_port = ntohs(addr.ss_family == AF_INET6 ? reinterpret_cast<sockaddr_in6*>(&addr)->sin6_port
+                                                  : reinterpret_cast<sockaddr_in*>(&addr)->sin_port);
+    out = std::move(s);
+    return {};
+  }
+  return Error(Errc::socket_error, "could not bind the listen address (in use?)");
+}
+
+// Accepts one pending connection (nonblocking, TCP_NODELAY), or returns an empty Socket.
+inline Socket accept(Socket& listener) {
+  while (true) {
+    Socket s(::accept(listener.handle(), nullptr, nullptr));
+    if (!s && interrupted()) continue;
+    if (!s) return s;
+#if defined(SO_NOSIGPIPE)
+    s.set_option(SOL_SOCKET, SO_NOSIGPIPE, 1);
+#endif
+#if !defined(_WIN32) && defined(FD_CLOEXEC)
+    fcntl(s.handle(), F_SETFD, FD_CLOEXEC);
+#endif
+    s.set_nonblocking(true);
+    s.set_nodelay();
+    return s;
+  }
+}
+
+// A connected pair, so another thread (or a signal handler) can wake a poll() loop.
+inline bool socket_pair(Socket& a, Socket& b) {
+#if defined(_WIN32)
+  Socket listener;
+  std::uint16_t port = 0;
+  if (listen("127.0.0.1", 0, listener, port)) return false;
+  if (connect("127.0.0.1", port, 5000, a)) return false;
+  listener.set_nonblocking(false);
+  b = Socket(::accept(listener.handle(), nullptr, nullptr));
+  return static_cast<bool>(b) && b.set_nonblocking(true);
+#else
+  int fds[2];
+  if (::socketpair(AF_UNIX, SOCK_STREAM, 0, fds) != 0) return false;
+  a = Socket(fds[0]);
+  b = Socket(fds[1]);
+  return a.set_nonblocking(true) && b.set_nonblocking(true);
+#endif
+}
+
+}  // namespace net
+
+// =====================================================================================
+// ==== §5 Drivers: poll() loop or blocking sockets, chosen by macro ====        >>driver
+// =====================================================================================
+//
+// A driver moves bytes between a socket and a Connection, and waits. Two are built in:
+//   WEBSOCKET_USE_POLL (default)  nonblocking sockets; one thread serves every connection
+//                                 with poll()/WSAPoll(); timers come from the poll timeout.
+//   WEBSOCKET_USE_BLOCKING        blocking sockets with timeouts; the server gives each
+//                                 connection a thread (one at a time with WEBSOCKET_NO_THREADS).
+// The Client and Server below have the same API under both.
+
+namespace detail {
+
+#if defined(WEBSOCKET_NO_THREADS)
+struct NullMutex {
+  void lock() {}
+  void unlock() {}
+};
+using Mutex = NullMutex;
+using ListMutex = NullMutex;
+#else
+using Mutex = std::recursive_mutex;  // user callbacks run under it and may send again
+using ListMutex = std::mutex;
+#endif
+
+template <class M>
+struct Guard {  // std::lock_guard, which NullMutex works with too
+  explicit Guard(M& m) : mutex(m) { mutex.lock(); }
+  ~Guard() { mutex.unlock(); }
+  Guard(const Guard&) = delete;
+  Guard& operator=(const Guard&) = delete;
+  M& mutex;
+};
+
+constexpr std::size_t kReadSize = 64 * 1024;  // one recv() takes up to this much
+
+// Writes what the connection has queued. Poll driver: as much as the socket takes now.
+// Blocking driver: all of it, or fail when the socket's send timeout expires.
+// Returns false when the connection is lost.
+inline bool flush(net::Socket& s, Connection& c) {
+  while (c.buffered_amount() > 0) {
+    std::string_view out = c.pending_output();
+    long n = s.send(out.data(), out.size());
+    if (n > 0) {
+      c.consume_output(static_cast<std::size_t>(n));
+      continue;
+    }
+#if defined(WEBSOCKET_USE_POLL)
+    return n == net::kWouldBlock;
+#else
+    return false;  // the send timeout expired: the peer does not read
+#endif
+  }
+  return true;
+}
+
+}  // namespace detail
+
+// =====================================================================================
+// ==== §6 Client and Server ====                                                   >>api
+// =====================================================================================
+
+struct Message {
+  EventType type = EventType::text;  // text or binary (Client::receive also returns pongs)
+  std::string data;
+  bool is_text() const { return type == EventType::text; }
+  bool is_binary() const { return type == EventType::binary; }
+};
+
+// ---- Client -------------------------------------------------------------------------------
+//
+//   ws::Client client;
+//   if (ws::Error e = client.connect("ws://127.0.0.1:8080/chat")) puts(e.message());
+//   client.send_text("hello");
+//   ws::Message m;
+//   if (!client.receive(m, 1000)) puts(m.data.c_str());
+//   client.close();
+//
+// A Client is used from one thread at a time.
+
+struct ClientOptions {
+  std::vector<std::string> subprotocols;  // offered, in order of preference
+  std::vector<HttpHeader> headers;        // extra request headers, e.g. Authorization
+  Limits limits;
+  int connect_timeout_ms = 10000;  // TCP connect plus the opening handshake
+  int send_timeout_ms = 10000;     // a send that cannot progress this long fails
+  int close_timeout_ms = 5000;     // close handshake, then waiting for the server's TCP close
+};
+
+class Client {
+ public:
+  Client() = default;
+  Client(const Client&) = delete;
+  Client& operator=(const Client&) = delete;
+  ~Client() {
+    if (conn_ && conn_->state() == Connection::State::open) close(close_code::going_away);
+  }
+
+  Error connect(std::string_view url, const ClientOptions& options = {}) {
+    opt_ = options;
+    inbox_.clear();
+    close_code_ = close_code::abnormal;
+    close_reason_.clear();
+    Url u;
+    if (Error e = parse_url(url, u)) return e;
+    if (u.secure) return Error(Errc::bad_url, "wss:// needs a TLS transport, which is not built in yet");
+    std::int64_t deadline = net::now_ms() + opt_.connect_timeout_ms;
+    socket_.close();
+    if (Error e = net::connect(u.host, u.port, opt_.connect_timeout_ms, socket_)) return e;
+#if defined(WEBSOCKET_USE_BLOCKING)
+    socket_.set_nonblocking(false);
+#endif
+    ConnectionOptions co;
+    co.limits = opt_.limits;
+    co.subprotocols = opt_.subprotocols;
+    co.headers = opt_.headers;
+    conn_.reset(new Connection(Role::client, std::move(co)));
+    if (Error e = conn_->start_client(u)) return e;
+    if (Error e = flush()) return e;
+    while (conn_->state() == Connection::State::handshake) {
+      if (Error e = pump(deadline)) {
+        socket_.close();
+        return e.code == Errc::closed && conn_->error() ? conn_->error() : e;
+      }
+    }
+    if (conn_->state() != Connection::State::open) {
+      socket_.close();
+      return conn_->error() ? conn_->error() : Error(Errc::handshake_failed, "handshake failed");
+    }
+    return {};
+  }
+
+  Error send_text(std::string_view text) { return sent(ready() ? ready() : conn_->send_text(text)); }
+  Error send_binary(std::string_view data) { return sent(ready() ? ready() : conn_->send_binary(data)); }
+  Error send(const Message& m) { return m.is_text() ? send_text(m.data) : send_binary(m.data); }
+  Error send_fragment(Opcode type, std::string_view data, bool fin) {
+    return sent(ready() ? ready() : conn_->send_fragment(type, data, fin));
+  }
+  Error ping(std::string_view payload = {}) { return sent(ready() ? ready() : conn_->ping(payload)); }
+
+  // Waits up to timeout_ms (-1: forever) for a message. Errc::timeout when none came,
+  // Errc::closed once the connection is closed (close_code()/close_reason() say why).
+  Error receive(Message& m, int timeout_ms = -1) {
+    std::int64_t deadline = timeout_ms < 0 ? -1 : net::now_ms() + timeout_ms;
+    while (inbox_.empty()) {
+      if (!conn_ || !socket_) return Error(Errc::closed, "the connection is closed");
+      if (Error e = pump(deadline)) return e;
+    }
+    m = std::move(inbox_.front());
+    inbox_.erase(inbox_.begin());
+    return {};
+  }
+
+  // Closes the connection (RFC 6455 §7.1.2) and waits, within ClientOptions::close_timeout_ms,
+  // for the server's close frame and then for the server to close the TCP connection first
+  // (§7.1.1). Messages that arrive meanwhile stay available to receive().
+  Error close(std::uint16_t code = close_code::normal, std::string_view reason = {}) {
+    if (!conn_ || !socket_) return Error(Errc::closed, "the connection is closed");
+    if (Error e = conn_->close(code, reason)) return e;
+    std::int64_t deadline = net::now_ms() + opt_.close_timeout_ms;
+    if (!detail::flush(socket_, *conn_)) return lost();
+    while (socket_ && !pump(deadline, conn_->buffered_amount() > 0)) {
+    }
+    socket_.close();
+    return {};
+  }
+
+  bool is_open() const { return conn_ && socket_ && conn_->state() == Connection::State::open; }
+  const std::string& subprotocol() const { return conn_ ? conn_->subprotocol() : close_reason_; }
+  std::uint16_t close_code() const { return close_code_; }
+  const std::string& close_reason() const { return close_reason_; }
+  std::size_t buffered_amount() const { return conn_ ? conn_->buffered_amount() : 0; }
+
+ private:
+  Error ready() const {
+    if (!conn_ || !socket_) return Error(Errc::closed, "the connection is closed");
+    return {};
+  }
+
+  // After a send: write the frame out now, within the send timeout.
+  Error sent(Error e) { return e ? e : flush(); }
+
+  Error flush() {
+    std::int64_t deadline = net::now_ms() + opt_.send_timeout_ms;
+    while (socket_ && conn_->buffered_amount() > 0) {
+      if (!detail::flush(socket_, *conn_)) return lost();
+      if (conn_->buffered_amount() == 0) break;
+      // Poll driver: keep reading while we wait to write, so two peers that both send a lot
+      // cannot deadlock.
+      if (Error e = pump(deadline, true)) return e;
+    }
+    return {};
+  }
+
+  // Waits for the socket until `deadline` (-1: none), reads once and handles the events.
+  // Also finishes the closing sequence. Returns an error on timeout or once closed.
+  Error pump(std::int64_t deadline, bool want_write = false) {
+    if (!socket_) return Error(Errc::closed, "the connection is closed");
+    int wait = -1;
+    if (deadline >= 0) {
+      std::int64_t left = deadline - net::now_ms();
+      if (left <= 0) return Error(Errc::timeout, "timed out");
+      wait = static_cast<int>(left);
+    }
+#if defined(WEBSOCKET_USE_POLL)
+    net::PollFd p{};
+    p.fd = socket_.handle();
+    p.events = static_cast<short>(POLLIN | (want_write ? POLLOUT : 0));
+    int ready = net::poll(&p, 1, wait);
+    if (ready == 0) return Error(Errc::timeout, "timed out");
+    if (ready < 0) return net::interrupted() ? Error() : lost();
+    if (!(p.revents & (POLLIN | POLLHUP | POLLERR))) return {};
+#else
+    (void)want_write;
+    socket_.set_timeout(SO_RCVTIMEO, wait < 0 ? 0 : (wait == 0 ? 1 : wait));
+#endif
+    buf_.resize(detail::kReadSize);
+    long n = socket_.recv(buf_.data(), buf_.size());
+    if (n == net::kWouldBlock) return deadline >= 0 && net::now_ms() >= deadline ? Error(Errc::timeout, "timed out") : Error();
+    auto on_event = [this](const Event& e) { take(e); };
+    if (n <= 0) {
+      conn_->receive_eof(on_event);
+      return lost();
+    }
+    conn_->receive(buf_.data(), static_cast<std::size_t>(n), on_event);
+    if (!detail::flush(socket_, *conn_)) return lost();
+    if (conn_->state() == Connection::State::closed && conn_->buffered_amount() == 0 &&
+        conn_->error().code != Errc::ok && !(conn_->error().code == Errc::protocol_error ||
+                                             conn_->error().code == Errc::invalid_payload ||
+                                             conn_->error().code == Errc::message_too_big)) {
+      return lost();  // the handshake failed
+    }
+    return {};
+  }
+
+  void take(const Event& e) {
+    if (e.type == EventType::text || e.type == EventType::binary || e.type == EventType::pong) {
+      Message m;
+      m.type = e.type;
+      m.data.assign(e.data.data(), e.data.size());
+      inbox_.push_back(std::move(m));
+    } else if (e.type == EventType::close) {
+      close_code_ = e.code;
+      close_reason_.assign(e.data.data(), e.data.size());
+    }
+  }
+
+  Error lost() {
+    socket_.close();
+    return Error(Errc::closed, "the connection is closed");
+  }
+
+  net::Socket socket_;
+  std::unique_ptr<Connection> conn_;
+  ClientOptions opt_;
+  std::vector<Message> inbox_;
+  std::vector<std::uint8_t> buf_;
+  std::uint16_t close_code_ = close_code::abnormal;
+  std::string close_reason_;
+};
+
+// ---- Server -------------------------------------------------------------------------------
+//
+//   ws::Server server;
+//   server.on_message([](ws::Session& s, const ws::Message& m) { s.send(m); });
+//   if (ws::Error e = server.listen(8080)) return puts(e.message());
+//   server.run();  // until stop(), from any thread or a signal handler
+//
+// Thread contract: callbacks run on the thread that called run() (poll driver) or on the
+// connection's own thread (blocking driver), never two at once for one session. Session
+// methods (send_*, close, ...) and Server::broadcast*/stop may be called from any thread;
+// keep a std::shared_ptr<Session> (Session::shared()) to use a session outside a callback.
+// Configure the server (routes, handlers, options) before run().
+
+class Server;
+
+struct Handlers {
+  std::function<void(class Session&)> on_open;
+  std::function<void(class Session&, const Message&)> on_message;
+  std::function<void(class Session&, std::uint16_t code, std::string_view reason)> on_close;
+};
+
+struct ServerOptions {
+  std::vector<std::string> subprotocols;  // supported; the first one the client lists wins
+  Limits limits;
+  bool auto_pong = true;
+  std::size_t max_connections = 10000;  // beyond it, new connections get 503
+  int handshake_timeout_ms = 10000;     // to complete the opening handshake
+  int idle_ping_ms = 30000;             // ping a silent connection; drop it after 2x (0: off)
+  int close_timeout_ms = 5000;          // for the close handshake and the TCP close
+  int send_timeout_ms = 10000;          // blocking driver: a peer that reads nothing this long
+};
+
+class Session : public std::enable_shared_from_this<Session> {
+ public:
+  Error send_text(std::string_view text) {
+    return act([&](Connection& c) { return c.send_text(text); });
+  }
+  Error send_binary(std::string_view data) {
+    return act([&](Connection& c) { return c.send_binary(data); });
+  }
+  Error send(const Message& m) { return m.is_text() ? send_text(m.data) : send_binary(m.data); }
+  Error send_fragment(Opcode type, std::string_view data, bool fin) {
+    return act([&](Connection& c) { return c.send_fragment(type, data, fin); });
+  }
+  Error ping(std::string_view payload = {}) {
+    return act([&](Connection& c) { return c.ping(payload); });
+  }
+  Error close(std::uint16_t code = close_code::normal, std::string_view reason = {}) {
+    return act([&](Connection& c) { return c.close(code, reason); });
+  }
+
+  std::size_t buffered_amount() const {
+    detail::Guard<detail::Mutex> g(mutex_);
+    return conn_.buffered_amount();
+  }
+  bool is_open() const {
+    detail::Guard<detail::Mutex> g(mutex_);
+    return !dead_ && conn_.state() == Connection::State::open;
+  }
+  // The opening handshake: path, query, headers (Origin, Cookie, ...). Fixed once open.
+  const HttpRequest& request() const { return conn_.request(); }
+  std::string_view path() const { return conn_.request().path(); }
+  std::string_view query() const { return conn_.request().query(); }
+  const std::string& subprotocol() const { return conn_.subprotocol(); }
+  std::uint64_t id() const { return id_; }
+  std::shared_ptr<Session> shared() { return shared_from_this(); }
+
+  // Per-session user data: s.user_data = std::make_shared<State>(); s.user<State>()->...
+  std::shared_ptr<void> user_data;
+  template <class T>
+  T* user() const {
+    return static_cast<T*>(user_data.get());
+  }
+
+ private:
+  friend class Server;
+  Session(Server& server, net::Socket socket, const ConnectionOptions& options, std::uint64_t id)
+      : server_(server), socket_(std::move(socket)), conn_(Role::server, options), id_(id) {}
+
+  template <class F>
+  Error act(F&& f);  // locks, acts on the connection, then gets the bytes moving
+
+  Server& server_;
+  net::Socket socket_;
+  Connection conn_;
+  mutable detail::Mutex mutex_;
+  std::uint64_t id_;
+  const Handlers* handlers_ = nullptr;
+  // Driver state, touched by the thread that serves this session.
+  std::int64_t handshake_deadline_ = 0, close_deadline_ = 0, linger_deadline_ = 0;
+  std::int64_t last_input_ = 0;
+  bool ping_sent_ = false;
+  bool opened_ = false;
+  bool close_notified_ = false;
+  bool dead_ = false;  // the socket failed or was closed: nothing more to do
+  bool want_write_ = false;
+  std::atomic<bool> finished_{false};  // blocking driver: its thread is done
+};
+
+class Server {
+ public:
+  explicit Server(ServerOptions options = {}) : opt_(std::move(options)) {}
+  Server(const Server&) = delete;
+  Server& operator=(const Server&) = delete;
+
+  // Handlers for every path that has no route() of its own.
+  void on_open(std::function<void(Session&)> f) { default_.on_open = std::move(f); }
+  void on_message(std::function<void(Session&, const Message&)> f) { default_.on_message = std::move(f); }
+  void on_close(std::function<void(Session&, std::uint16_t, std::string_view)> f) {
+    default_.on_close = std::move(f);
+  }
+  // Handlers for one path ("/chat"). Paths with neither a route nor default handlers get 404.
+  void route(std::string path, Handlers handlers) {
+    routes_.emplace_back(std::move(path), std::move(handlers));
+  }
+  // Sees each upgrade request and the prepared answer (101 or an error status); may reject
+  // it (set status and body), add headers, or set Sec-WebSocket-Protocol.
+  void on_handshake(std::function<void(const HttpRequest&, HttpResponse&)> f) { on_handshake_ = std::move(f); }
+  // Answers requests that are not upgrades (one port serves a page and its WebSocket). The
+  // answer comes prefilled with 404, or 426 on a WebSocket path.
+  void on_http(std::function<void(const HttpRequest&, HttpResponse&)> f) { on_http_ = std::move(f); }
+
+  // Listens on host:port ("" = all IPv4 addresses, "::" = all IPv6 and IPv4). Port 0 picks
+  // a free port: port() reports it.
+  Error listen(std::uint16_t port, const std::string& host = "") {
+    if (Error e = net::listen(host, port, listener_, port_)) return e;
+    if (!net::socket_pair(wake_rx_, wake_tx_))
+      return Error(Errc::socket_error, "could not create the wake-up socket pair");
+    return {};
+  }
+  std::uint16_t port() const { return port_; }
+
+  // Serves until stop(). Then every open connection gets close 1001, and run() returns once
+  // they are closed (or the close timeout passed).
+  Error run();
+
+  // Thread-safe and async-signal-safe.
+  void stop() {
+    stop_requested_.store(true);
+    wake();
+  }
+
+  // Sends to every open session; returns how many took it. From any thread.
+  std::size_t broadcast(const Message& m) {
+    std::size_t sent = 0;
+    for (const std::shared_ptr<Session>& s : snapshot()) sent += s->send(m) ? 0 : 1;
+    return sent;
+  }
+  std::size_t broadcast_text(std::string_view text) {
+    std::size_t sent = 0;
+    for (const std::shared_ptr<Session>& s : snapshot()) sent += s->send_text(text) ? 0 : 1;
+    return sent;
+  }
+  std::vector<std::shared_ptr<Session>> snapshot() const {
+    detail::Guard<detail::ListMutex> g(list_mutex_);
+    return sessions_;
+  }
+  std::size_t connection_count() const {
+    detail::Guard<detail::ListMutex> g(list_mutex_);
+    return sessions_.size();
+  }
+  const ServerOptions& options() const { return opt_; }
+
+ private:
+  friend class Session;
+
+  // An event copied out of the Connection, so callbacks run without the session's lock.
+  struct Pending {
+    EventType type;
+    std::uint16_t code;
+    Message message;
+  };
+  struct Dispatch {  // per driver thread: reused buffers
+    std::vector<std::uint8_t> buf = std::vector<std::uint8_t>(detail::kReadSize);
+    std::vector<Pending> pending;
+    std::size_t count = 0;
+  };
+
+  void wake() {
+    if (wake_pending_.exchange(true)) return;
+    if (wake_tx_) {
+      char c = 1;
+      wake_tx_.send(&c, 1);
+    }
+  }
+  void wake_from_other_thread() {
+#if defined(WEBSOCKET_USE_POLL) && !defined(WEBSOCKET_NO_THREADS)
+    if (std::this_thread::get_id() != loop_thread_.load()) wake();
+#endif
+  }
+
+  ConnectionOptions connection_options() {
+    ConnectionOptions co;
+    co.limits = opt_.limits;
+    co.auto_pong = opt_.auto_pong;
+    co.subprotocols = opt_.subprotocols;
+    co.on_handshake = [this](const HttpRequest& req, HttpResponse& answer) { decide(req, answer); };
+    return co;
+  }
+
+  const Handlers* find_route(std::string_view path) const {
+    for (const auto& r : routes_)
+      if (r.first == path) return &r.second;
+    bool any_default = default_.on_open || default_.on_message || default_.on_close;
+    return any_default ? &default_ : nullptr;
+  }
+
+  // The server's part of the opening handshake: routes, the plain-HTTP handler, the hook.
+  void decide(const HttpRequest& req, HttpResponse& answer) {
+    const Handlers* h = find_route(req.path());
+    if (!req.has_token("Upgrade", "websocket")) {
+      answer = h ? detail::error_response(426, "Upgrade Required: this is a WebSocket endpoint")
+                 : detail::error_response(404, "Not Found");
+      if (h) answer.add("Upgrade", "websocket");
+      if (on_http_) on_http_(req, answer);
+      return;
+    }
+    if (!h) answer = detail::error_response(404, "Not Found");
+    if (on_handshake_) on_handshake_(req, answer);
+  }
+
+  // Reads once from a session and runs the callbacks for what arrived. False: connection lost.
+  void read(Session& s, Dispatch& d) {
+    long n;
+    {
+      detail::Guard<detail::Mutex> g(s.mutex_);
+      if (s.dead_) return;
+      n = s.socket_.recv(d.buf.data(), d.buf.size());
+      if (n == net::kWouldBlock) return;
+      auto collect = [&](const Event& e) { queue(s, d, e); };
+      if (n <= 0) {
+        s.dead_ = true;
+        s.conn_.receive_eof(collect);
+      } else {
+        s.last_input_ = net::now_ms();
+        s.ping_sent_ = false;
+        s.conn_.receive(d.buf.data(), static_cast<std::size_t>(n), collect);
+      }
+    }
+    dispatch(s, d);
+  }
+
+  void queue(Session& s, Dispatch& d, const Event& e) {
+    if (e.type == EventType::ping || e.type == EventType::pong) return;
+    if (e.type == EventType::open) {
+      s.opened_ = true;
+      s.handlers_ = find_route(s.conn_.request().path());
+    }
+    if (d.count == d.pending.size()) d.pending.emplace_back();
+    Pending& p = d.pending[d.count++];
+    p.type = e.type;
+    p.code = e.code;
+    p.message.type = e.type;
+    p.message.data.assign(e.data.data(), e.data.size());  // reuses the string's capacity
+  }
+
+  void dispatch(Session& s, Dispatch& d) {
+    const Handlers* h = s.handlers_;
+    for (std::size_t i = 0; i < d.count; ++i) {
+      const Pending& p = d.pending[i];
+      if (!h) continue;
+      if (p.type == EventType::open && h->on_open) h->on_open(s);
+      if ((p.type == EventType::text || p.type == EventType::binary) && h->on_message)
+        h->on_message(s, p.message);
+      if (p.type == EventType::close) notify_close(s, p.code, p.message.data);
+    }
+    d.count = 0;
+  }
+
+  void notify_close(Session& s, std::uint16_t code, std::string_view reason) {
+    if (!s.opened_ || s.close_notified_) return;
+    s.close_notified_ = true;
+    if (s.handlers_ && s.handlers_->on_close) s.handlers_->on_close(s, code, reason);
+  }
+
+  // Writes pending output and runs the session's timers. Returns false when the session is
+  // over (its socket can be closed). `next` is lowered to the session's next deadline.
+  bool service(Session& s, std::int64_t now, std::int64_t& next) {
+    detail::Guard<detail::Mutex> g(s.mutex_);
+    Connection& c = s.conn_;
+    if (!s.dead_ && c.buffered_amount() > 0 && !detail::flush(s.socket_, c)) s.dead_ = true;
+    if (s.dead_) return false;
+    if (stop_requested_.load()) {
+      if (c.state() == Connection::State::handshake) return false;
+      if (c.state() == Connection::State::open) {
+        c.close(close_code::going_away, "server shutting down");
+        if (!detail::flush(s.socket_, c)) return false;
+      }
+    }
+    s.want_write_ = c.buffered_amount() > 0;
+    auto until = [&](std::int64_t deadline) {
+      if (deadline < next) next = deadline;
+      return now < deadline;
+    };
+    switch (c.state()) {
+      case Connection::State::handshake:
+        return until(s.handshake_deadline_);
+      case Connection::State::open:
+        if (opt_.idle_ping_ms <= 0) return true;
+        if (now - s.last_input_ >= opt_.idle_ping_ms && !s.ping_sent_) {
+          s.ping_sent_ = true;  // RFC 6455 §5.5.2: a ping as a keepalive
+          c.ping();
+          if (!detail::flush(s.socket_, c)) return false;
+          s.want_write_ = c.buffered_amount() > 0;
+        }
+        return until(s.last_input_ + (s.ping_sent_ ? 2 : 1) * std::int64_t{opt_.idle_ping_ms}) || !s.ping_sent_;
+      case Connection::State::closing:
+        if (s.close_deadline_ == 0) s.close_deadline_ = now + opt_.close_timeout_ms;
+        return until(s.close_deadline_);
+      case Connection::State::closed:
+        if (s.close_deadline_ == 0) s.close_deadline_ = now + opt_.close_timeout_ms;
+        if (c.buffered_amount() > 0) return until(s.close_deadline_);
+        // RFC 6455 §7.1.1: the server closes the TCP connection first. Half-close, then read
+        // until the peer closes too, so our last bytes are not lost to a reset.
+        if (s.linger_deadline_ == 0) {
+          s.socket_.shutdown_write();
+          s.linger_deadline_ = now + opt_.close_timeout_ms;
+        }
+        return until(s.linger_deadline_);
+    }
+    return false;
+  }
+
+  // The session is over: tell the user (if it was open), close the socket, forget it.
+  void retire(Session& s) {
+    {
+      detail::Guard<detail::Mutex> g(s.mutex_);
+      s.dead_ = true;
+      s.socket_.close();
+    }
+    notify_close(s, close_code::abnormal, "connection dropped");
+  }
+
+  std::shared_ptr<Session> add_session(net::Socket socket, std::int64_t now) {
+    std::shared_ptr<Session> s(new Session(*this, std::move(socket), conn_options_, ++next_id_));
+    s->handshake_deadline_ = now + opt_.handshake_timeout_ms;
+    s->last_input_ = now;
+    detail::Guard<detail::ListMutex> g(list_mutex_);
+    sessions_.push_back(s);
+    return s;
+  }
+
+  void remove_session(const Session* s) {
+    detail::Guard<detail::ListMutex> g(list_mutex_);
+    for (std::size_t i = 0; i < sessions_.size(); ++i) {
+      if (sessions_[i].get() != s) continue;
+      sessions_[i] = std::move(sessions_.back());
+      sessions_.pop_back();
+      return;
+    }
+  }
+
+  static void reject_busy(net::Socket& s) {
+    static constexpr char kBusy[] =
+        "HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nContent-Length: 0\r\n\r\n";
+    s.send(kBusy, sizeof kBusy - 1);
+  }
+
+#if defined(WEBSOCKET_USE_POLL)
+  Error run_poll();
+#else
+  Error run_blocking();
+  void serve(Session& s);
+#endif
+
+  ServerOptions opt_;
+  ConnectionOptions conn_options_;
+  Handlers default_;
+  std::vector<std::pair<std::string, Handlers>> routes_;
+  std::function<void(const HttpRequest&, HttpResponse&)> on_handshake_, on_http_;
+  net::Socket listener_, wake_rx_, wake_tx_;
+  std::uint16_t port_ = 0;
+  std::atomic<bool> stop_requested_{false};
+  std::atomic<bool> wake_pending_{false};
+#if !defined(WEBSOCKET_NO_THREADS)
+  std::atomic<std::thread::id> loop_thread_{};
+#endif
+  mutable detail::ListMutex list_mutex_;
+  std::vector<std::shared_ptr<Session>> sessions_;
+  std::uint64_t next_id_ = 0;
+};
+
+template <class F>
+Error Session::act(F&& f) {
+  {
+    detail::Guard<detail::Mutex> g(mutex_);
+    if (dead_) return Error(Errc::closed, "the connection is closed");
+    if (Error e = f(conn_)) return e;
+#if defined(WEBSOCKET_USE_BLOCKING)
+    if (!detail::flush(socket_, conn_)) dead_ = true;  // blocking: write it now
+    return {};
+#endif
+  }
+  server_.wake_from_other_thread();  // poll: the loop writes it (at once if we are on it)
+  return {};
+}
+
+inline Error Server::run() {
+  if (!listener_) return Error(Errc::socket_error, "call listen() before run()");
+  conn_options_ = connection_options();
+#if defined(WEBSOCKET_USE_POLL)
+  return run_poll();
+#else
+  return run_blocking();
+#endif
+}
+
+#if defined(WEBSOCKET_USE_POLL)
+// One thread, every connection: poll() the listener, a wake-up socket and each session.
+inline Error Server::run_poll() {
+#if !defined(WEBSOCKET_NO_THREADS)
+  loop_thread_.store(std::this_thread::get_id());
+#endif
+  Dispatch d;
+  std::vector<net::PollFd> fds;
+  std::int64_t stop_deadline = -1;
+  while (true) {
+    std::int64_t now = net::now_ms();
+    if (stop_requested_.load() && stop_deadline < 0) {
+      stop_deadline = now + opt_.close_timeout_ms;
+      listener_.close();
+    }
+    std::int64_t next = now + 1000;
+    for (std::size_t i = 0; i < sessions_.size();) {
+      std::shared_ptr<Session> s = sessions_[i];
+      if (service(*s, now, next)) {
+        ++i;
+        continue;
+      }
+      retire(*s);
+      remove_session(s.get());  // swaps the last session into slot i
+    }
+    if (stop_deadline >= 0 && (sessions_.empty() || now >= stop_deadline)) break;
+
+    fds.resize(2 + sessions_.size());
+    fds[0] = net::PollFd{};
+    fds[0].fd = wake_rx_.handle();
+    fds[0].events = POLLIN;
+    fds[1] = net::PollFd{};
+    fds[1].fd = listener_ ? listener_.handle() : net::kNoSocket;
+    fds[1].events = POLLIN;
+    for (std::size_t i = 0; i < sessions_.size(); ++i) {
+      net::PollFd& p = fds[2 + i];
+      p = net::PollFd{};
+      p.fd = sessions_[i]->socket_.handle();
+      p.events = static_cast<short>(POLLIN | (sessions_[i]->want_write_ ? POLLOUT : 0));
+    }
+    std::int64_t wait = next - now;
+    if (stop_deadline >= 0 && stop_deadline - now < wait) wait = stop_deadline - now;
+    int ready = net::poll(fds.data(), listener_ ? fds.size() : fds.size(), static_cast<int>(wait < 0 ? 0 : wait));
+    if (ready < 0 && !net::interrupted()) return Error(Errc::socket_error, "poll() failed");
+    if (ready <= 0) continue;
+    if (fds[0].revents) {
+      char drain[64];
+      wake_pending_.store(false);
+      while (wake_rx_.recv(drain, sizeof drain) > 0) {
+      }
+    }
+    const std::size_t polled = sessions_.size();
+    for (std::size_t i = 0; i < polled; ++i) {
+      if (fds[2 + i].revents & (POLLIN | POLLHUP | POLLERR)) read(*sessions_[i], d);
+    }
+    if (listener_ && (fds[1].revents & POLLIN)) {
+      while (net::Socket sock = net::accept(listener_)) {
+        if (sessions_.size() >= opt_.max_connections) {
+          reject_busy(sock);
+          continue;
+        }
+        add_session(std::move(sock), now);
+      }
+    }
+  }
+  for (const std::shared_ptr<Session>& s : snapshot()) retire(*s);
+  detail::Guard<detail::ListMutex> g(list_mutex_);
+  sessions_.clear();
+  return {};
+}
+#else
+// The listener on this thread; each connection on a thread of its own (or, without threads,
+// one connection at a time on this one).
+inline Error Server::run_blocking() {
+#if !defined(WEBSOCKET_NO_THREADS)
+  std::vector<std::pair<std::thread, std::shared_ptr<Session>>> workers;
+  auto reap = [&](bool all) {
+    for (std::size_t i = 0; i < workers.size();) {
+      if (!all && !workers[i].second->finished_.load()) {
+        ++i;
+        continue;
+      }
+      workers[i].first.join();
+      workers[i] = std::move(workers.back());
+      workers.pop_back();
+    }
+  };
+#endif
+  constexpr int kTick = 100;  // how often a blocked thread looks at the clock and stop()
+  while (!stop_requested_.load()) {
+#if !defined(WEBSOCKET_NO_THREADS)
+    reap(false);
+#endif
+    if (!listener_.wait(false, kTick)) continue;
+    net::Socket sock = net::accept(listener_);
+    if (!sock) continue;
+    if (connection_count() >= opt_.max_connections) {
+      reject_busy(sock);
+      continue;
+    }
+    sock.set_nonblocking(false);
+    sock.set_timeouts(kTick, opt_.send_timeout_ms);
+    std::shared_ptr<Session> s = add_session(std::move(sock), net::now_ms());
+#if defined(WEBSOCKET_NO_THREADS)
+    serve(*s);
+#else
+    workers.emplace_back(std::thread([this, s] { serve(*s); }), s);
+#endif
+  }
+  listener_.close();
+#if !defined(WEBSOCKET_NO_THREADS)
+  reap(true);  // each worker sends close 1001 and finishes within the close timeout
+#endif
+  return {};
+}
+
+inline void Server::serve(Session& s) {
+  Dispatch d;
+  std::int64_t next = 0;
+  while (service(s, net::now_ms(), next)) {
+    long n = s.socket_.recv(d.buf.data(), d.buf.size());  // unlocked: others may send
+    if (n == net::kWouldBlock) continue;                   // a tick: look at the timers
+    {
+      detail::Guard<detail::Mutex> g(s.mutex_);
+      auto collect = [&](const Event& e) { queue(s, d, e); };
+      if (n <= 0) {
+        s.dead_ = true;
+        s.conn_.receive_eof(collect);
+      } else {
+        s.last_input_ = net::now_ms();
+        s.ping_sent_ = false;
+        s.conn_.receive(d.buf.data(), static_cast<std::size_t>(n), collect);
+      }
+    }
+    dispatch(s, d);
+  }
+  retire(s);
+  remove_session(&s);
+  s.finished_.store(true);
+}
+#endif
 
 }  // namespace ws
 

@@ -1,0 +1,154 @@
+# Build, test and install the header-only websocket.hpp.  `make help` lists targets.
+#
+#   make test                      quick: default compiler, -O1 -g
+#   make test CXX=clang++ STD=c++20
+#   make check                     full CI suite (all variants, meson, install)
+#   make install PREFIX=/usr DESTDIR=/tmp/stage
+
+CXX     ?= g++
+STD     ?= c++17
+BUILD   ?= build
+PREFIX  ?= /usr/local
+JOBS    ?= 2
+OPT     ?= -O1 -g
+# Extra compile+link flags of a variant, e.g. XFLAGS='-fno-exceptions -fno-rtti'.
+XFLAGS  ?=
+# Tests are built into $(BUILD)/$(VARIANT)/.
+VARIANT ?= default
+VERSION := 0.1.0
+
+WARN := -Wall -Wextra -Wpedantic -Wshadow -Wconversion -Werror
+ALL_CXXFLAGS = -std=$(STD) $(OPT) $(WARN) $(XFLAGS) $(CPPFLAGS) $(CXXFLAGS)
+
+# Only read by sanitizer builds; harmless for the others.
+export ASAN_OPTIONS  ?= detect_leaks=1:abort_on_error=1
+export UBSAN_OPTIONS ?= print_stacktrace=1:halt_on_error=1
+
+TEST_SRCS    := $(wildcard tests/test_*.cpp)
+TEST_BINS     = $(TEST_SRCS:tests/%.cpp=$(BUILD)/$(VARIANT)/%)
+BENCH_SRCS   := $(wildcard bench/*.cpp)
+BENCH_BINS   := $(BENCH_SRCS:bench/%.cpp=$(BUILD)/bench/%)
+EXAMPLE_SRCS := $(wildcard examples/*.cpp)
+EXAMPLE_BINS := $(EXAMPLE_SRCS:examples/%.cpp=$(BUILD)/%)
+
+MAKEFLAGS += --no-print-directory
+# Sub-makes build with -j$(JOBS), unless the user gave -j (then they share its
+# jobserver; the recursive recipe lines start with '+' so they get it).
+PAR = $(if $(findstring -j,$(MAKEFLAGS)),,-j$(JOBS))
+RES := $(BUILD)/results
+
+.DEFAULT_GOAL := help
+.DELETE_ON_ERROR:
+.PHONY: help test check variant test-bins install uninstall bench bench-bins \
+        examples example-bins clean FORCE
+
+help:
+	@echo 'make test      build + run tests/test_*.cpp (CXX=$(CXX) STD=$(STD) OPT="$(OPT)") in $(BUILD)/$(VARIANT)/'
+	@echo 'make check     full CI suite: gcc/clang, C++17/20, -fno-exceptions, ASan+UBSan, meson, install'
+	@echo 'make install   PREFIX=$(PREFIX) [DESTDIR=]: header + pkg-config file   (make uninstall)'
+	@echo 'make bench     build + run bench/*.cpp (-O2)'
+	@echo 'make examples  build examples/*.cpp into $(BUILD)/'
+	@echo 'make clean     rm -rf $(BUILD)'
+
+## ---------------------------------------------------------------- tests
+test:
+	@bash tests/deps.sh doctest
+	+@$(MAKE) variant
+
+# One configuration: build with -k (one broken test must not hide the others;
+# the summarizer counts a test that did not build as failed), then run all.
+# RESULTS=FILE records the per-suite results for `make check`'s grand total.
+variant:
+	@echo "==== $(VARIANT): $(CXX) $(ALL_CXXFLAGS)"
+	+@$(MAKE) $(PAR) -k test-bins || true
+	@bash tests/summarize.sh -p $(VARIANT)/ $(if $(RESULTS),-o $(RESULTS)) $(TEST_BINS)
+
+test-bins: $(TEST_BINS)
+
+# Each test is one translation unit: compile and link in one step.
+$(BUILD)/$(VARIANT)/%: tests/%.cpp websocket.hpp $(BUILD)/$(VARIANT)/flags
+	$(CXX) $(ALL_CXXFLAGS) -MMD -MP -MF $@.d -MT $@ -pthread -o $@ $< $(LDFLAGS) $(LDLIBS)
+
+# Rewritten only when the compiler or flags change, so the tests rebuild then.
+$(BUILD)/$(VARIANT)/flags: FORCE
+	@mkdir -p $(@D)
+	@echo '$(CXX) $(ALL_CXXFLAGS)' | cmp -s - $@ || echo '$(CXX) $(ALL_CXXFLAGS)' > $@
+
+-include $(wildcard $(BUILD)/$(VARIANT)/*.d)
+
+## ---------------------------------------------------------------- check
+SANITIZE := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+# $(call run_variant,NAME,CXX,STD,OPT,XFLAGS): never stops `make check`.
+run_variant = $(MAKE) variant VARIANT=$1 RESULTS=$(RES)/$1 CXX=$2 STD=$3 OPT='$4' XFLAGS='$5' || true
+
+# Every step records result lines in $(RES)/ and keeps going on failure; the
+# last step sums them all: the last line is the grand total "N passed, M failed".
+check:
+	@bash tests/deps.sh all
+	@rm -rf $(RES) && mkdir -p $(RES)
+	+@$(call run_variant,gcc-c++17-O2,g++,c++17,-O2,)
+	+@$(call run_variant,clang-c++20-O2,clang++,c++20,-O2,)
+	+@$(call run_variant,gcc-c++17-noexcept-nortti,g++,c++17,-O1 -g,-fno-exceptions -fno-rtti)
+	+@$(call run_variant,gcc-c++20-noexcept-nortti,g++,c++20,-O1 -g,-fno-exceptions -fno-rtti)
+	+@$(call run_variant,clang-c++17-asan-ubsan,clang++,c++17,-O1 -g,$(SANITIZE))
+	@bash tests/ci-checks.sh meson $(BUILD)/meson $(RES)/meson || true
+	@bash tests/ci-checks.sh install $(RES)/install || true
+	@bash tests/ci-checks.sh subproject $(RES)/subproject || true
+	@echo "==== make check: all variants"
+	@set --; for f in $(RES)/*; do set -- "$$@" -r "$$f"; done; bash tests/summarize.sh "$$@"
+
+## ---------------------------------------------------------------- install
+# Header-only: no Libs on Linux. Windows (MinGW) consumers must add -lws2_32 -lbcrypt.
+define WEBSOCKET_PC
+# Header-only. Windows (MinGW) consumers must also link -lws2_32 -lbcrypt.
+prefix=$(PREFIX)
+includedir=$${prefix}/include
+
+Name: websocket
+Description: Single-header C++17 WebSocket library
+Version: $(VERSION)
+Cflags: -I$${includedir}
+Libs:
+endef
+export WEBSOCKET_PC
+
+install:
+	install -d $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/lib/pkgconfig
+	install -m 644 websocket.hpp $(DESTDIR)$(PREFIX)/include/websocket.hpp
+	printf '%s\n' "$$WEBSOCKET_PC" > $(DESTDIR)$(PREFIX)/lib/pkgconfig/websocket.pc
+
+uninstall:
+	rm -f $(DESTDIR)$(PREFIX)/include/websocket.hpp $(DESTDIR)$(PREFIX)/lib/pkgconfig/websocket.pc
+
+## ---------------------------------------------------------------- bench, examples
+bench:
+ifeq ($(BENCH_SRCS),)
+	@echo 'make bench: no bench/*.cpp yet, nothing to do'
+else
+	+@$(MAKE) $(PAR) bench-bins
+	@set -e; for b in $(BENCH_BINS); do echo "---- $$b"; ./$$b; done
+endif
+
+bench-bins: $(BENCH_BINS)
+
+$(BUILD)/bench/%: bench/%.cpp websocket.hpp
+	@mkdir -p $(@D)
+	$(CXX) -std=$(STD) -O2 $(WARN) $(CPPFLAGS) $(CXXFLAGS) -pthread -o $@ $< $(LDFLAGS) $(LDLIBS)
+
+examples:
+ifeq ($(EXAMPLE_SRCS),)
+	@echo 'make examples: no examples/*.cpp yet, nothing to do'
+else
+	+@$(MAKE) $(PAR) example-bins
+endif
+
+example-bins: $(EXAMPLE_BINS)
+
+$(BUILD)/%: examples/%.cpp websocket.hpp
+	@mkdir -p $(@D)
+	$(CXX) -std=$(STD) -O2 $(WARN) $(CPPFLAGS) $(CXXFLAGS) -pthread -o $@ $< $(LDFLAGS) $(LDLIBS)
+
+clean:
+	rm -rf $(BUILD)
+
+FORCE:
