@@ -39,10 +39,11 @@ RES := $(BUILD)/results
 
 .DEFAULT_GOAL := help
 .DELETE_ON_ERROR:
-.PHONY: help test check variant test-bins install uninstall bench bench-bins \
+.PHONY: help demo test check variant test-bins install uninstall bench bench-bins \
         examples example-bins clean FORCE
 
 help:
+	@echo 'make demo      build the examples, run echo_server and wscat talking'
 	@echo 'make test      build + run tests/test_*.cpp (CXX=$(CXX) STD=$(STD) OPT="$(OPT)") in $(BUILD)/$(VARIANT)/'
 	@echo 'make check     full CI suite: gcc/clang, C++17/20, -fno-exceptions, ASan+UBSan, meson, install'
 	@echo 'make install   PREFIX=$(PREFIX) [DESTDIR=]: header + pkg-config file   (make uninstall)'
@@ -51,9 +52,13 @@ help:
 	@echo 'make clean     rm -rf $(BUILD)'
 
 ## ---------------------------------------------------------------- tests
+# Every suite runs once per driver: poll() (default) and blocking sockets.
 test:
 	@bash tests/deps.sh doctest
-	+@$(MAKE) variant
+	@rm -rf $(BUILD)/results-test && mkdir -p $(BUILD)/results-test
+	+@$(MAKE) variant VARIANT=poll RESULTS=$(BUILD)/results-test/poll || true
+	+@$(MAKE) variant VARIANT=blocking RESULTS=$(BUILD)/results-test/blocking XFLAGS='$(XFLAGS) -DWEBSOCKET_USE_BLOCKING' || true
+	@set --; for f in $(BUILD)/results-test/*; do set -- "$$@" -r "$$f"; done; bash tests/summarize.sh "$$@"
 
 # One configuration: build with -k (one broken test must not hide the others;
 # the summarizer counts a test that did not build as failed), then run all.
@@ -86,11 +91,15 @@ run_variant = $(MAKE) variant VARIANT=$1 RESULTS=$(RES)/$1 CXX=$2 STD=$3 OPT='$4
 check:
 	@bash tests/deps.sh all
 	@rm -rf $(RES) && mkdir -p $(RES)
-	+@$(call run_variant,gcc-c++17-O2,g++,c++17,-O2,)
-	+@$(call run_variant,clang-c++20-O2,clang++,c++20,-O2,)
+	+@$(call run_variant,gcc-c++17-O2-poll,g++,c++17,-O2,)
+	+@$(call run_variant,gcc-c++17-O2-blocking,g++,c++17,-O2,-DWEBSOCKET_USE_BLOCKING)
+	+@$(call run_variant,clang-c++20-O2-poll,clang++,c++20,-O2,)
 	+@$(call run_variant,gcc-c++17-noexcept-nortti,g++,c++17,-O1 -g,-fno-exceptions -fno-rtti)
-	+@$(call run_variant,gcc-c++20-noexcept-nortti,g++,c++20,-O1 -g,-fno-exceptions -fno-rtti)
-	+@$(call run_variant,clang-c++17-asan-ubsan,clang++,c++17,-O1 -g,$(SANITIZE))
+	+@$(call run_variant,gcc-c++20-noexcept-nortti-blocking,g++,c++20,-O1 -g,-fno-exceptions -fno-rtti -DWEBSOCKET_USE_BLOCKING)
+	+@$(call run_variant,clang-c++17-asan-ubsan-poll,clang++,c++17,-O1 -g,$(SANITIZE))
+	+@$(call run_variant,clang-c++17-asan-ubsan-blocking,clang++,c++17,-O1 -g,$(SANITIZE) -DWEBSOCKET_USE_BLOCKING)
+	+@$(MAKE) examples
+	@bash tests/interop/run.sh $(RES)/interop || true
 	@bash tests/ci-checks.sh meson $(BUILD)/meson $(RES)/meson || true
 	@bash tests/ci-checks.sh install $(RES)/install || true
 	@bash tests/ci-checks.sh subproject $(RES)/subproject || true
@@ -142,7 +151,18 @@ else
 	+@$(MAKE) $(PAR) example-bins
 endif
 
-example-bins: $(EXAMPLE_BINS)
+example-bins: $(EXAMPLE_BINS) $(EXAMPLE_SRCS:examples/%.cpp=$(BUILD)/blocking/%)
+
+# The same examples on the blocking driver, for the interop tests.
+$(BUILD)/blocking/%: examples/%.cpp websocket.hpp
+	@mkdir -p $(@D)
+	$(CXX) -std=$(STD) -O2 $(WARN) -DWEBSOCKET_USE_BLOCKING $(CPPFLAGS) $(CXXFLAGS) -pthread -o $@ $< $(LDFLAGS) $(LDLIBS)
+
+# The main job: a server and a client talking.
+demo:
+	@bash tests/deps.sh build
+	+@$(MAKE) examples
+	@bash examples/demo.sh
 
 $(BUILD)/%: examples/%.cpp websocket.hpp
 	@mkdir -p $(@D)
