@@ -100,6 +100,7 @@ check:
 	+@$(call run_variant,clang-c++17-asan-ubsan-blocking,clang++,c++17,-O1 -g,$(SANITIZE) -DWEBSOCKET_USE_BLOCKING)
 	+@$(MAKE) examples
 	@bash tests/interop/run.sh $(RES)/interop || true
+	@bash tests/fuzz/run.sh $(RES)/fuzz || true
 	@bash tests/ci-checks.sh meson $(BUILD)/meson $(RES)/meson || true
 	@bash tests/ci-checks.sh install $(RES)/install || true
 	@bash tests/ci-checks.sh subproject $(RES)/subproject || true
@@ -172,3 +173,9 @@ clean:
 	rm -rf $(BUILD)
 
 FORCE:
+
+# fuzz
+.PHONY: fuzz
+fuzz:
+	@bash tests/deps.sh clang
+	@bash tests/fuzz/run.sh
