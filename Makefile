@@ -26,7 +26,8 @@ export UBSAN_OPTIONS ?= print_stacktrace=1:halt_on_error=1
 
 TEST_SRCS    := $(wildcard tests/test_*.cpp)
 TEST_BINS     = $(TEST_SRCS:tests/%.cpp=$(BUILD)/$(VARIANT)/%)
-BENCH_SRCS   := $(wildcard bench/*.cpp)
+# Microbenchmarks (bench_*.cpp) run as programs; bench/run.sh builds and runs the echo suite.
+BENCH_SRCS   := $(wildcard bench/bench_*.cpp)
 BENCH_BINS   := $(BENCH_SRCS:bench/%.cpp=$(BUILD)/bench/%)
 EXAMPLE_SRCS := $(wildcard examples/*.cpp)
 EXAMPLE_BINS := $(EXAMPLE_SRCS:examples/%.cpp=$(BUILD)/%)
@@ -39,7 +40,7 @@ RES := $(BUILD)/results
 
 .DEFAULT_GOAL := help
 .DELETE_ON_ERROR:
-.PHONY: help demo test check variant test-bins install uninstall bench bench-bins \
+.PHONY: help demo test check variant test-bins install uninstall bench bench-bins bench-peers \
         examples example-bins clean FORCE
 
 help:
@@ -47,7 +48,8 @@ help:
 	@echo 'make test      build + run tests/test_*.cpp (CXX=$(CXX) STD=$(STD) OPT="$(OPT)") in $(BUILD)/$(VARIANT)/'
 	@echo 'make check     full CI suite: gcc/clang, C++17/20, -fno-exceptions, ASan+UBSan, meson, install'
 	@echo 'make install   PREFIX=$(PREFIX) [DESTDIR=]: header + pkg-config file   (make uninstall)'
-	@echo 'make bench     build + run bench/*.cpp (-O2)'
+	@echo 'make bench     build + run bench/bench_*.cpp (-O2), then bench/run.sh (~15 min)'
+	@echo 'make bench-peers  only bench/run.sh: echo_server vs raw TCP, Beast, websocketpp, lws, Node ws (BENCH_QUICK=1: ~2 min)'
 	@echo 'make examples  build examples/*.cpp into $(BUILD)/'
 	@echo 'make clean     rm -rf $(BUILD)'
 
@@ -83,6 +85,11 @@ $(BUILD)/$(VARIANT)/flags: FORCE
 
 ## ---------------------------------------------------------------- check
 SANITIZE := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+# ThreadSanitizer, on the suites that run threads (the blocking driver's per-connection threads,
+# cross-thread Session sends, servers on their own thread); the others are single-threaded.
+TSAN := -fsanitize=thread -fno-omit-frame-pointer
+TSAN_TESTS ?= tests/test_net.cpp tests/test_hostile.cpp tests/test_conformance.cpp
+export TSAN_OPTIONS ?= halt_on_error=1:second_deadlock_stack=1
 # $(call run_variant,NAME,CXX,STD,OPT,XFLAGS): never stops `make check`.
 run_variant = $(MAKE) variant VARIANT=$1 RESULTS=$(RES)/$1 CXX=$2 STD=$3 OPT='$4' XFLAGS='$5' || true
 
@@ -98,8 +105,11 @@ check:
 	+@$(call run_variant,gcc-c++20-noexcept-nortti-blocking,g++,c++20,-O1 -g,-fno-exceptions -fno-rtti -DWEBSOCKET_USE_BLOCKING)
 	+@$(call run_variant,clang-c++17-asan-ubsan-poll,clang++,c++17,-O1 -g,$(SANITIZE))
 	+@$(call run_variant,clang-c++17-asan-ubsan-blocking,clang++,c++17,-O1 -g,$(SANITIZE) -DWEBSOCKET_USE_BLOCKING)
+	+@$(MAKE) variant VARIANT=clang-c++17-tsan-poll RESULTS=$(RES)/clang-c++17-tsan-poll CXX=clang++ STD=c++17 OPT='-O1 -g' XFLAGS='$(TSAN)' TEST_SRCS='$(TSAN_TESTS)' || true
+	+@$(MAKE) variant VARIANT=clang-c++17-tsan-blocking RESULTS=$(RES)/clang-c++17-tsan-blocking CXX=clang++ STD=c++17 OPT='-O1 -g' XFLAGS='$(TSAN) -DWEBSOCKET_USE_BLOCKING' TEST_SRCS='$(TSAN_TESTS)' || true
 	+@$(MAKE) examples
 	@bash tests/interop/run.sh $(RES)/interop || true
+	@bash tests/interop/valgrind.sh $(RES)/valgrind || true
 	@bash tests/fuzz/run.sh $(RES)/fuzz || true
 	@bash tests/ci-checks.sh meson $(BUILD)/meson $(RES)/meson || true
 	@bash tests/ci-checks.sh install $(RES)/install || true
@@ -138,6 +148,11 @@ else
 	+@$(MAKE) $(PAR) bench-bins
 	@set -e; for b in $(BENCH_BINS); do echo "---- $$b"; ./$$b; done
 endif
+	@bash bench/run.sh
+
+# The echo benchmark alone (writes $(BUILD)/bench/results.md and results.png).
+bench-peers:
+	@bash bench/run.sh
 
 bench-bins: $(BENCH_BINS)
 
@@ -179,3 +194,82 @@ FORCE:
 fuzz:
 	@bash tests/deps.sh clang
 	@bash tests/fuzz/run.sh
+
+## ---------------------------------------------------------------- portability
+# Cross builds run under an emulator (tests/platform.sh): Windows (MinGW-w64, Winsock) under
+# Wine, 32-bit ARM (32-bit size_t) and big-endian s390x under qemu-user. Every suite once per
+# driver, and the examples built for the platform talking to the native ones over loopback.
+.PHONY: test-windows test-arm test-be platform xvariant xbins matrix matrix-run size
+WIN_CXX ?= x86_64-w64-mingw32-g++-posix
+ARM_CXX ?= arm-linux-gnueabihf-g++
+BE_CXX  ?= s390x-linux-gnu-g++
+windows_CXX     = $(WIN_CXX)
+windows_LDFLAGS = -static
+windows_LDLIBS  = -lws2_32 -lbcrypt
+windows_EXE     = .exe
+arm_CXX         = $(ARM_CXX)
+# -Wno-psabi: GCC's note that the ARM ABI for some std types changed in GCC 7.1 (not our code).
+arm_XFLAGS      = -Wno-psabi
+be_CXX          = $(BE_CXX)
+# A cross compiler does not search /usr/include: it sees doctest, and only doctest, here.
+DOCTEST_DIR ?= /usr/include/doctest
+XINC        := $(BUILD)/cross-include
+XTEST_BINS   = $(TEST_SRCS:tests/%.cpp=$(BUILD)/$(VARIANT)/%$($(PLATFORM)_EXE))
+XEX_BINS     = $(EXAMPLE_SRCS:examples/%.cpp=$(BUILD)/$(VARIANT)/%$($(PLATFORM)_EXE))
+
+test-windows: PLATFORM = windows
+test-arm: PLATFORM = arm
+test-be: PLATFORM = be
+test-windows test-arm test-be:
+	@bash tests/deps.sh doctest build $(PLATFORM)
+	@rm -rf $(BUILD)/results-$(PLATFORM) && mkdir -p $(BUILD)/results-$(PLATFORM)
+	+@$(MAKE) platform PLATFORM=$(PLATFORM) PRES=$(BUILD)/results-$(PLATFORM)
+	@set --; for f in $(BUILD)/results-$(PLATFORM)/*; do set -- "$$@" -r "$$f"; done; bash tests/summarize.sh "$$@"
+
+# One platform: both drivers, loopback, meson (Windows); result lines in $(PRES)/.
+platform:
+	@mkdir -p $(XINC) && ln -sfn $(DOCTEST_DIR) $(XINC)/doctest
+	+@$(MAKE) xvariant VARIANT=$(PLATFORM)-poll RESULTS=$(PRES)/$(PLATFORM)-poll || true
+	+@$(MAKE) xvariant VARIANT=$(PLATFORM)-blocking RESULTS=$(PRES)/$(PLATFORM)-blocking XFLAGS='$(XFLAGS) -DWEBSOCKET_USE_BLOCKING' || true
+	+@$(MAKE) examples || true
+	@for d in poll blocking; do \
+	    BUILD=$(BUILD) bash tests/platform.sh loopback $(PLATFORM) $(BUILD)/$(PLATFORM)-$$d $(PRES)/$(PLATFORM)-$$d-loopback; \
+	done || true
+	@if [ $(PLATFORM) = windows ]; then BUILD=$(BUILD) bash tests/platform.sh meson windows $(BUILD)/meson-windows $(PRES)/meson-windows || true; fi
+	@BUILD=$(BUILD) bash tests/platform.sh stop $(PLATFORM)
+
+xvariant:
+	@echo "==== $(VARIANT): $($(PLATFORM)_CXX) $(ALL_CXXFLAGS) $($(PLATFORM)_XFLAGS) $($(PLATFORM)_LDFLAGS) $($(PLATFORM)_LDLIBS)"
+	+@$(MAKE) $(PAR) -k xbins CXX=$($(PLATFORM)_CXX) CPPFLAGS='-I$(XINC) $(CPPFLAGS)' \
+	    XFLAGS='$(XFLAGS) $($(PLATFORM)_XFLAGS)' LDFLAGS='$($(PLATFORM)_LDFLAGS) $(LDFLAGS)' \
+	    LDLIBS='$($(PLATFORM)_LDLIBS) $(LDLIBS)' || true
+	@BUILD=$(BUILD) bash tests/platform.sh suite $(PLATFORM) $(VARIANT)/ $(RESULTS) $(XTEST_BINS)
+
+xbins: $(XTEST_BINS) $(XEX_BINS)
+
+# The cross rules exist only in a cross build (PLATFORM set), so the native ones stay as they are.
+ifneq ($(PLATFORM),)
+$(BUILD)/$(VARIANT)/%$($(PLATFORM)_EXE): tests/%.cpp websocket.hpp $(BUILD)/$(VARIANT)/flags
+	$(CXX) $(ALL_CXXFLAGS) -MMD -MP -MF $@.d -MT $@ -pthread -o $@ $< $(LDFLAGS) $(LDLIBS)
+$(BUILD)/$(VARIANT)/%$($(PLATFORM)_EXE): examples/%.cpp websocket.hpp $(BUILD)/$(VARIANT)/flags
+	$(CXX) $(ALL_CXXFLAGS) -MMD -MP -MF $@.d -MT $@ -pthread -o $@ $< $(LDFLAGS) $(LDLIBS)
+endif
+
+# Compilers x standards x flags (tests/matrix.sh): compile checks, one result line each,
+# and the suite run where it adds something (libc++, -Os).
+matrix:
+	@bash tests/deps.sh doctest build clang libcxx
+	@rm -rf $(BUILD)/results-matrix && mkdir -p $(BUILD)/results-matrix
+	+@$(MAKE) matrix-run MRES=$(BUILD)/results-matrix
+	@set --; for f in $(BUILD)/results-matrix/*; do set -- "$$@" -r "$$f"; done; bash tests/summarize.sh "$$@"
+
+matrix-run:
+	@BUILD=$(BUILD) bash tests/matrix.sh $(MRES)/matrix || true
+	+@$(MAKE) variant VARIANT=clang-libc++-c++20-poll RESULTS=$(MRES)/clang-libc++-c++20-poll CXX=clang++ STD=c++20 XFLAGS='-stdlib=libc++ -Wsign-conversion' || true
+	+@$(MAKE) variant VARIANT=gcc-c++23-Os-blocking RESULTS=$(MRES)/gcc-c++23-Os-blocking CXX=g++ STD=c++23 OPT=-Os XFLAGS='-Wsign-conversion -DWEBSOCKET_USE_BLOCKING' || true
+
+# Footprint: stripped -Os sizes of a minimal client and echo server (x86_64, armhf) and the
+# compile time of a TU that includes the header (tests/size.sh; numbers in README.md).
+size:
+	@bash tests/deps.sh build arm
+	@BUILD=$(BUILD) bash tests/size.sh

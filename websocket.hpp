@@ -245,6 +245,7 @@ void for_each_list_item(std::string_view list, F&& f) {
 class Sha1 {
  public:
   void update(const void* data, std::size_t size) {
+    if (size == 0) return;  // data may be null (an empty string_view): no memcpy from null
     const auto* p = static_cast<const std::uint8_t*>(data);
     total_ += size;
     if (used_ > 0) {
@@ -546,8 +547,9 @@ struct HttpHeaders {
   }
 
   // RFC 7230 §3.2.2: a repeated field is equivalent to one field with the values joined by
-  // commas; RFC 6265 §5.4 joins cookies with "; ".
+  // commas (except Set-Cookie, kept apart); RFC 6265 §5.4 joins cookies with "; ".
   void combine(std::string_view name, std::string_view value) {
+    if (detail::iequals(name, "set-cookie")) return add(name, value);  // §3.2.2's exception
     for (HttpHeader& f : fields) {
       if (!detail::iequals(f.name, name)) continue;
       f.value += detail::iequals(name, "cookie") ? "; " : ", ";
@@ -569,8 +571,8 @@ struct HttpRequest : HttpHeaders {
     std::size_t scheme = t.find("://");
     if (!t.empty() && t[0] != '/' && scheme != std::string_view::npos) {
       t.remove_prefix(scheme + 3);
-      std::size_t slash = t.find('/');
-      t = slash == std::string_view::npos ? std::string_view("/") : t.substr(slash);
+      std::size_t end = t.find_first_of("/?#");  // RFC 3986 §3.2: the authority ends here
+      t = (end == std::string_view::npos || t[end] != '/') ? std::string_view("/") : t.substr(end);
     }
     return t.substr(0, t.find_first_of("?#"));
   }
@@ -690,7 +692,8 @@ class HttpParser {
       std::size_t end = nl ? static_cast<std::size_t>(static_cast<const char*>(nl) - p) : size;
       std::size_t piece = end - i;
       // A line's limit counts its content; its CR and LF come on top.
-      if (line_.size() + piece > limits_.max_line + 1) {
+      const std::size_t cap = limits_.max_line == SIZE_MAX ? SIZE_MAX : limits_.max_line + 1;
+      if (line_.size() + piece > cap) {
         return i + fail(Errc::http_line_too_long,
                         "HTTP line longer than HttpLimits::max_line (WEBSOCKET_MAX_HTTP_LINE)",
                         have_start_ ? 431 : 414);
@@ -707,6 +710,11 @@ class HttpParser {
       ++head_bytes_;
       std::string_view line = line_;
       if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+      if (line.size() > limits_.max_line) {  // a bare-LF line gets no byte for the CR
+        return i + fail(Errc::http_line_too_long,
+                        "HTTP line longer than HttpLimits::max_line (WEBSOCKET_MAX_HTTP_LINE)",
+                        have_start_ ? 431 : 414);
+      }
       take_line(line);
       line_.clear();
     }
@@ -914,7 +922,9 @@ inline HttpResponse answer_handshake(const HttpRequest& req,
     return r;
   }
   if (req.minor_version < 1) return error_response(400, "Bad Request: HTTP/1.1 or later required");
-  if (!req.has("Host")) return error_response(400, "Bad Request: missing Host header");
+  // RFC 7230 §5.4: exactly one Host (the parser combines repeats into a list).
+  if (!req.has("Host") || req.get("Host").find(',') != std::string_view::npos)
+    return error_response(400, "Bad Request: missing or repeated Host header");
   if (!req.has_token("Upgrade", "websocket")) {
     HttpResponse r = error_response(426, "Upgrade Required: this is a WebSocket endpoint");
     r.fields[1].value = "Upgrade, close";
@@ -1030,6 +1040,8 @@ inline Error make_handshake_request(const Url& url, std::string_view key,
                                     const std::vector<HttpHeader>& extra_headers,
                                     HttpRequest& req) {
   req = HttpRequest();
+  if (!detail::valid_client_key(key))  // also keeps CR/LF out of the header line
+    return Error(Errc::bad_argument, "the key must be base64 of 16 bytes (RFC 6455 §4.1)");
   req.method = "GET";
   req.target = url.resource;
   req.add("Host", url.host_header());
@@ -1038,8 +1050,12 @@ inline Error make_handshake_request(const Url& url, std::string_view key,
   req.add("Sec-WebSocket-Key", key);
   req.add("Sec-WebSocket-Version", "13");
   std::string protocols;
-  for (const std::string& p : subprotocols) {
+  for (std::size_t i = 0; i < subprotocols.size(); ++i) {
+    const std::string& p = subprotocols[i];
     if (!detail::is_token(p)) return Error(Errc::bad_argument, "a subprotocol must be an HTTP token");
+    // RFC 6455 §4.1: the offered subprotocols "MUST all be unique strings".
+    for (std::size_t j = 0; j < i; ++j)
+      if (subprotocols[j] == p) return Error(Errc::bad_argument, "a subprotocol is offered twice");
     if (!protocols.empty()) protocols += ", ";
     protocols += p;
   }
@@ -1159,7 +1175,7 @@ inline int decode_frame_header(const std::uint8_t* p, std::size_t size, FrameHea
   if (size < 2) return 0;
   const unsigned len7 = p[1] & 0x7Fu;
   const bool masked = (p[1] & 0x80) != 0;
-  const std::size_t need = 2 + (len7 == 126 ? 2 : len7 == 127 ? 8 : 0) + (masked ? 4 : 0);
+  const std::size_t need = 2u + (len7 == 126 ? 2u : len7 == 127 ? 8u : 0u) + (masked ? 4u : 0u);
   if (size < need) return 0;
   h.fin = (p[0] & 0x80) != 0;
   h.rsv = static_cast<std::uint8_t>((p[0] >> 4) & 7);
@@ -1330,6 +1346,7 @@ class Connection {
   // ---- events in, bytes out ----
 
   Error send_text(std::string_view text) {
+    if (Error e = check_can_send(text.size())) return e;
     if (!is_valid_utf8(text))
       return Error(Errc::invalid_utf8, "send_text() needs valid UTF-8; use send_binary() for bytes");
     return send_message(Opcode::text, text.data(), text.size());
@@ -1349,9 +1366,11 @@ class Connection {
     if (sending_fragments_ && type != sending_type_)
       return Error(Errc::bad_argument, "send_fragment(): the message in progress has another type");
     if (type == Opcode::text) {
-      if (!sending_fragments_) send_utf8_.reset();
-      if (!send_utf8_.feed(data.data(), data.size()) || (fin && !send_utf8_.complete()))
+      // Check a copy: a rejected fragment is not sent, so it must not change the state.
+      Utf8Validator utf8 = sending_fragments_ ? send_utf8_ : Utf8Validator();
+      if (!utf8.feed(data.data(), data.size()) || (fin && !utf8.complete()))
         return Error(Errc::invalid_utf8, "send_fragment(): invalid UTF-8 in a text message");
+      send_utf8_ = utf8;
     }
     auto opcode = static_cast<std::uint8_t>(sending_fragments_ ? Opcode::continuation : type);
     sending_fragments_ = !fin;
@@ -1424,6 +1443,15 @@ class Connection {
     request_ = std::move(parser.message());
     HttpResponse answer = answer_handshake(request_, opt_.subprotocols);
     if (opt_.on_handshake) opt_.on_handshake(request_, answer);
+    // §4.2.2: the subprotocol "MUST be derived from the client's handshake"; a hook that picks
+    // one the client did not offer would make the client fail anyway (§4.1), so say it here.
+    if (const std::string* chosen = answer.status == 101 ? answer.find("Sec-WebSocket-Protocol") : nullptr) {
+      bool offered = false;
+      detail::for_each_list_item(request_.get("Sec-WebSocket-Protocol"),
+                                 [&](std::string_view item) { offered = offered || item == *chosen; });
+      if (!offered)
+        answer = detail::error_response(500, "Internal Server Error: the chosen subprotocol was not offered");
+    }
     if (answer.status != 101 && !answer.has("Connection")) answer.add("Connection", "close");
     out_ += serialize(answer);
     if (answer.status != 101)
@@ -1454,8 +1482,8 @@ class Connection {
   }
 
   std::size_t end_handshake(const Error& e, std::size_t size) {
+    error_ = e;  // before the reset: `e` may be the parser's own error
     parser_.reset();
-    error_ = e;
     state_ = State::closed;
     return size;
   }
@@ -1500,25 +1528,25 @@ class Connection {
     const FrameHeader& h = frame_;
     const std::uint16_t kProtocol = close_code::protocol_error;
     // §5.2: RSV bits MUST be 0 unless an extension that defines them was negotiated.
-    if (h.rsv != 0) return !fail(kProtocol, "RSV bit set without a negotiated extension", on_event);
+    if (h.rsv != 0) return reject(kProtocol, "RSV bit set without a negotiated extension", on_event);
     // §5.2: a reserved opcode MUST fail the connection.
-    if (!is_known_opcode(h.opcode)) return !fail(kProtocol, "reserved opcode", on_event);
+    if (!is_known_opcode(h.opcode)) return reject(kProtocol, "reserved opcode", on_event);
     // §5.1: a server MUST close on an unmasked frame, a client MUST close on a masked frame.
-    if (role_ == Role::server && !h.masked) return !fail(kProtocol, "client frame not masked", on_event);
-    if (role_ == Role::client && h.masked) return !fail(kProtocol, "server frame masked", on_event);
+    if (role_ == Role::server && !h.masked) return reject(kProtocol, "client frame not masked", on_event);
+    if (role_ == Role::client && h.masked) return reject(kProtocol, "server frame masked", on_event);
     if (is_control(h.opcode)) {
       // §5.5: control frames MUST have a payload of 125 bytes or less, MUST NOT be fragmented.
-      if (h.length > 125) return !fail(kProtocol, "control frame payload over 125 bytes", on_event);
-      if (!h.fin) return !fail(kProtocol, "fragmented control frame", on_event);
+      if (h.length > 125) return reject(kProtocol, "control frame payload over 125 bytes", on_event);
+      if (!h.fin) return reject(kProtocol, "fragmented control frame", on_event);
       return true;
     }
     // §5.4: continuation frames continue a fragmented message; a new message cannot start
     // inside one.
-    if (h.opcode == 0 && !in_message_) return !fail(kProtocol, "continuation frame without a message", on_event);
-    if (h.opcode != 0 && in_message_) return !fail(kProtocol, "new message inside a fragmented message", on_event);
+    if (h.opcode == 0 && !in_message_) return reject(kProtocol, "continuation frame without a message", on_event);
+    if (h.opcode != 0 && in_message_) return reject(kProtocol, "new message inside a fragmented message", on_event);
     // §10.4: limits on frame and message size; beyond them the answer is 1009.
     if (h.length > opt_.limits.max_frame)
-      return !fail(close_code::message_too_big, "frame larger than Limits::max_frame (WEBSOCKET_MAX_MESSAGE)", on_event);
+      return reject(close_code::message_too_big, "frame larger than Limits::max_frame (WEBSOCKET_MAX_MESSAGE)", on_event);
     if (h.opcode != 0) {
       in_message_ = true;
       message_type_ = h.opcode == 1 ? EventType::text : EventType::binary;
@@ -1526,7 +1554,7 @@ class Connection {
       utf8_.reset();
     }
     if (h.length > opt_.limits.max_message - message_size_)
-      return !fail(close_code::message_too_big, "message larger than Limits::max_message (WEBSOCKET_MAX_MESSAGE)", on_event);
+      return reject(close_code::message_too_big, "message larger than Limits::max_message (WEBSOCKET_MAX_MESSAGE)", on_event);
     message_size_ += h.length;
     return true;
   }
@@ -1585,7 +1613,7 @@ class Connection {
       emit(on_event, EventType::ping, payload);
       // §5.5.2: a ping is answered with a pong carrying the same payload. When the send
       // buffer is full, a pong is skipped: §5.5.3 allows answering only the latest ping.
-      if (opt_.auto_pong && state_ == State::open && buffered_amount() < opt_.limits.max_send_buffer)
+      if (opt_.auto_pong && !check_can_send(payload.size()))
         write_frame(static_cast<std::uint8_t>(Opcode::pong), true, payload.data(), payload.size(), false);
     } else if (frame_.opcode == static_cast<std::uint8_t>(Opcode::pong)) {
       emit(on_event, EventType::pong, payload);
@@ -1613,6 +1641,13 @@ class Connection {
     if (!close_sent_) write_close(code, {});
     state_ = State::closed;
     emit(on_event, EventType::close, reason, true, code);
+  }
+
+  // fail() for check_frame(): false means "the frame was rejected".
+  template <class OnEvent>
+  bool reject(std::uint16_t code, const char* why, OnEvent& on_event) {
+    fail(code, why, on_event);
+    return false;
   }
 
   // _Fail the WebSocket Connection_ (§7.1.7): send a close with the code, stop reading.
@@ -1843,7 +1878,8 @@ class Socket {
   bool set_nonblocking(bool on) {
 #if defined(_WIN32)
     u_long mode = on ? 1 : 0;
-    return ioctlsocket(s_, FIONBIO, &mode) == 0;
+    // MinGW's FIONBIO is an unsigned long constant; ioctlsocket() takes a long.
+    return ioctlsocket(s_, static_cast<long>(FIONBIO), &mode) == 0;
 #else
     int flags = fcntl(s_, F_GETFL, 0);
     if (flags < 0) return false;
@@ -2156,18 +2192,25 @@ class Client {
   }
 
   Error connect(std::string_view url, const ClientOptions& options = {}) {
-    opt_ = options;
-    inbox_.clear();
-    close_code_ = close_code::abnormal;
-    close_reason_.clear();
+    // A bad URL changes nothing; past this point the previous connection (if any) is gone.
     Url u;
     if (Error e = parse_url(url, u)) return e;
     if (u.secure) return Error(Errc::bad_url, "wss:// needs a TLS transport, which is not built in yet");
+    opt_ = options;
+    inbox_.clear();
+    opened_ = false;
+    linger_deadline_ = -1;
+    close_code_ = close_code::abnormal;
+    close_reason_.clear();
     std::int64_t deadline = net::now_ms() + opt_.connect_timeout_ms;
     socket_.close();
+    conn_.reset();
     if (Error e = net::connect(u.host, u.port, opt_.connect_timeout_ms, socket_)) return e;
 #if defined(WEBSOCKET_USE_BLOCKING)
     socket_.set_nonblocking(false);
+    // Without it a send to a server that reads nothing blocks forever; pump() sets the
+    // receive timeout before each read.
+    socket_.set_timeout(SO_SNDTIMEO, opt_.send_timeout_ms);
 #endif
     ConnectionOptions co;
     co.limits = opt_.limits;
@@ -2182,7 +2225,10 @@ class Client {
         return e.code == Errc::closed && conn_->error() ? conn_->error() : e;
       }
     }
-    if (conn_->state() != Connection::State::open) {
+    // The handshake succeeded if the connection opened, even when it is closing or closed
+    // already (the server's close frame came in the same read as its 101): receive() then
+    // finishes the close and reports close_code().
+    if (!opened_) {
       socket_.close();
       return conn_->error() ? conn_->error() : Error(Errc::handshake_failed, "handshake failed");
     }
@@ -2199,11 +2245,24 @@ class Client {
 
   // Waits up to timeout_ms (-1: forever) for a message. Errc::timeout when none came,
   // Errc::closed once the connection is closed (close_code()/close_reason() say why).
+  // A timeout of 0 still takes what has arrived already.
   Error receive(Message& m, int timeout_ms = -1) {
     std::int64_t deadline = timeout_ms < 0 ? -1 : net::now_ms() + timeout_ms;
     while (inbox_.empty()) {
       if (!conn_ || !socket_) return Error(Errc::closed, "the connection is closed");
-      if (Error e = pump(deadline)) return e;
+      std::int64_t until = deadline;
+      // Once the close handshake is done only the server's TCP close is left (RFC 6455
+      // §7.1.1), and it is waited for at most ClientOptions::close_timeout_ms, whatever
+      // timeout_ms says: a server that never closes must not hold us forever.
+      if (conn_->state() == Connection::State::closed) {
+        if (linger_deadline_ < 0) linger_deadline_ = net::now_ms() + opt_.close_timeout_ms;
+        if (until < 0 || linger_deadline_ < until) until = linger_deadline_;
+      }
+      if (Error e = pump(until, false, true)) {
+        if (e.code == Errc::timeout && linger_deadline_ >= 0 && net::now_ms() >= linger_deadline_)
+          return lost();
+        return e;
+      }
     }
     m = std::move(inbox_.front());
     inbox_.erase(inbox_.begin());
@@ -2218,7 +2277,10 @@ class Client {
     if (Error e = conn_->close(code, reason)) return e;
     std::int64_t deadline = net::now_ms() + opt_.close_timeout_ms;
     if (!detail::flush(socket_, *conn_)) return lost();
+    // pump() writes only after a read, and the server sends nothing before our close frame
+    // arrives: when the socket did not take all of it at once, write the rest here.
     while (socket_ && !pump(deadline, conn_->buffered_amount() > 0)) {
+      if (!detail::flush(socket_, *conn_)) break;
     }
     socket_.close();
     return {};
@@ -2253,13 +2315,14 @@ class Client {
 
   // Waits for the socket until `deadline` (-1: none), reads once and handles the events.
   // Also finishes the closing sequence. Returns an error on timeout or once closed.
-  Error pump(std::int64_t deadline, bool want_write = false) {
+  // `no_wait_late`: past the deadline, still read what is ready now (timeout when nothing is).
+  Error pump(std::int64_t deadline, bool want_write = false, bool no_wait_late = false) {
     if (!socket_) return Error(Errc::closed, "the connection is closed");
     int wait = -1;
     if (deadline >= 0) {
       std::int64_t left = deadline - net::now_ms();
-      if (left <= 0) return Error(Errc::timeout, "timed out");
-      wait = static_cast<int>(left);
+      if (left <= 0 && !no_wait_late) return Error(Errc::timeout, "timed out");
+      wait = left > 0 ? static_cast<int>(left) : 0;
     }
 #if defined(WEBSOCKET_USE_POLL)
     net::PollFd p{};
@@ -2293,6 +2356,7 @@ class Client {
   }
 
   void take(const Event& e) {
+    if (e.type == EventType::open) opened_ = true;
     if (e.type == EventType::text || e.type == EventType::binary || e.type == EventType::pong) {
       Message m;
       m.type = e.type;
@@ -2316,6 +2380,8 @@ class Client {
   std::vector<std::uint8_t> buf_;
   std::uint16_t close_code_ = close_code::abnormal;
   std::string close_reason_;
+  bool opened_ = false;  // the opening handshake of the last connect() succeeded
+  std::int64_t linger_deadline_ = -1;  // closed: until when to wait for the server's TCP close
 };
 
 // ---- Server -------------------------------------------------------------------------------
@@ -2347,7 +2413,15 @@ struct ServerOptions {
   int handshake_timeout_ms = 10000;     // to complete the opening handshake
   int idle_ping_ms = 30000;             // ping a silent connection; drop it after 2x (0: off)
   int close_timeout_ms = 5000;          // for the close handshake and the TCP close
-  int send_timeout_ms = 10000;          // blocking driver: a peer that reads nothing this long
+  // A peer that reads nothing while we have bytes for it is dropped after this long (on_close
+  // gets 1006 and a reason that names this option); sends meanwhile fail with
+  // Errc::send_buffer_full once Limits::max_send_buffer is queued.
+  int send_timeout_ms = 10000;
+  // RFC 6455 §10.2: browsers send the page's Origin ("https://app.example.com"); a request
+  // whose Origin is not in this list gets 403 (compared ASCII case-insensitively). Empty:
+  // any Origin. A request without Origin does not come from a browser page and is let
+  // through (any other client can claim any Origin anyway): require it in on_handshake.
+  std::vector<std::string> allowed_origins;
 };
 
 class Session : public std::enable_shared_from_this<Session> {
@@ -2414,6 +2488,8 @@ class Session : public std::enable_shared_from_this<Session> {
   bool close_notified_ = false;
   bool dead_ = false;  // the socket failed or was closed: nothing more to do
   bool want_write_ = false;
+  std::int64_t stalled_since_ = 0;       // poll driver: output waiting, none written since
+  const char* drop_reason_ = nullptr;    // why the server dropped it (on_close's reason)
   std::atomic<bool> finished_{false};  // blocking driver: its thread is done
 };
 
@@ -2463,12 +2539,12 @@ class Server {
   // Sends to every open session; returns how many took it. From any thread.
   std::size_t broadcast(const Message& m) {
     std::size_t sent = 0;
-    for (const std::shared_ptr<Session>& s : snapshot()) sent += s->send(m) ? 0 : 1;
+    for (const std::shared_ptr<Session>& s : snapshot()) sent += s->send(m) ? 0u : 1u;
     return sent;
   }
   std::size_t broadcast_text(std::string_view text) {
     std::size_t sent = 0;
-    for (const std::shared_ptr<Session>& s : snapshot()) sent += s->send_text(text) ? 0 : 1;
+    for (const std::shared_ptr<Session>& s : snapshot()) sent += s->send_text(text) ? 0u : 1u;
     return sent;
   }
   std::vector<std::shared_ptr<Session>> snapshot() const {
@@ -2536,7 +2612,18 @@ class Server {
       return;
     }
     if (!h) answer = detail::error_response(404, "Not Found");
+    // §10.2: an unexpected Origin SHOULD get 403. The body names no request bytes.
+    if (answer.status == 101 && !origin_allowed(req))
+      answer = detail::error_response(403, "Forbidden: Origin not allowed");
     if (on_handshake_) on_handshake_(req, answer);
+  }
+
+  bool origin_allowed(const HttpRequest& req) const {
+    const std::string* origin = req.find("Origin");
+    if (opt_.allowed_origins.empty() || !origin) return true;
+    for (const std::string& o : opt_.allowed_origins)
+      if (detail::iequals(o, *origin)) return true;
+    return false;
   }
 
   // Reads once from a session and runs the callbacks for what arrived. False: connection lost.
@@ -2598,8 +2685,25 @@ class Server {
   bool service(Session& s, std::int64_t now, std::int64_t& next) {
     detail::Guard<detail::Mutex> g(s.mutex_);
     Connection& c = s.conn_;
-    if (!s.dead_ && c.buffered_amount() > 0 && !detail::flush(s.socket_, c)) s.dead_ = true;
+    if (!s.dead_ && c.buffered_amount() > 0) {
+      const std::size_t before = c.buffered_amount();
+      if (!detail::flush(s.socket_, c)) return drop(s, kWriteFailed);
+      if (c.buffered_amount() < before) s.stalled_since_ = 0;  // the peer reads
+    }
     if (s.dead_) return false;
+#if defined(WEBSOCKET_USE_POLL)
+    // The blocking driver's send timeout, on the clock: a peer that takes none of the bytes
+    // waiting for it during send_timeout_ms is dropped (memory stays bounded meanwhile by
+    // Limits::max_send_buffer, but a connection that never drains must not live forever).
+    if (c.buffered_amount() == 0) {
+      s.stalled_since_ = 0;
+    } else {
+      if (s.stalled_since_ == 0) s.stalled_since_ = now;
+      const std::int64_t give_up = s.stalled_since_ + opt_.send_timeout_ms;
+      if (now >= give_up) return drop(s, kSendTimeout);
+      if (give_up < next) next = give_up;
+    }
+#endif
     if (stop_requested_.load()) {
       if (c.state() == Connection::State::handshake) return false;
       if (c.state() == Connection::State::open) {
@@ -2620,13 +2724,16 @@ class Server {
         if (now - s.last_input_ >= opt_.idle_ping_ms && !s.ping_sent_) {
           s.ping_sent_ = true;  // RFC 6455 §5.5.2: a ping as a keepalive
           c.ping();
-          if (!detail::flush(s.socket_, c)) return false;
+          if (!detail::flush(s.socket_, c)) return drop(s, kWriteFailed);
           s.want_write_ = c.buffered_amount() > 0;
         }
-        return until(s.last_input_ + (s.ping_sent_ ? 2 : 1) * std::int64_t{opt_.idle_ping_ms}) || !s.ping_sent_;
+        if (until(s.last_input_ + (s.ping_sent_ ? 2 : 1) * std::int64_t{opt_.idle_ping_ms}) || !s.ping_sent_)
+          return true;
+        return drop(s, "no answer to the idle ping within ServerOptions::idle_ping_ms");
       case Connection::State::closing:
+        // RFC 6455 §7.1.7: a peer that never answers our close is dropped.
         if (s.close_deadline_ == 0) s.close_deadline_ = now + opt_.close_timeout_ms;
-        return until(s.close_deadline_);
+        return until(s.close_deadline_) || drop(s, "no close answer within ServerOptions::close_timeout_ms");
       case Connection::State::closed:
         if (s.close_deadline_ == 0) s.close_deadline_ = now + opt_.close_timeout_ms;
         if (c.buffered_amount() > 0) return until(s.close_deadline_);
@@ -2643,13 +2750,28 @@ class Server {
 
   // The session is over: tell the user (if it was open), close the socket, forget it.
   void retire(Session& s) {
+    const char* why;
     {
       detail::Guard<detail::Mutex> g(s.mutex_);
       s.dead_ = true;
       s.socket_.close();
+      why = s.drop_reason_ ? s.drop_reason_ : "connection dropped";
     }
-    notify_close(s, close_code::abnormal, "connection dropped");
+    notify_close(s, close_code::abnormal, why);
   }
+
+  // Ends a session for a reason on_close will report (with 1006: no close frame came).
+  static bool drop(Session& s, const char* why) {
+    if (!s.drop_reason_) s.drop_reason_ = why;
+    return false;
+  }
+#if defined(WEBSOCKET_USE_POLL)
+  static constexpr const char* kWriteFailed = "connection lost while writing";
+#else
+  static constexpr const char* kWriteFailed =
+      "the peer read nothing for ServerOptions::send_timeout_ms, or the connection was lost";
+#endif
+  static constexpr const char* kSendTimeout = "the peer read nothing for ServerOptions::send_timeout_ms";
 
   std::shared_ptr<Session> add_session(net::Socket socket, std::int64_t now) {
     std::shared_ptr<Session> s(new Session(*this, std::move(socket), conn_options_, ++next_id_));
@@ -2707,7 +2829,12 @@ Error Session::act(F&& f) {
     if (dead_) return Error(Errc::closed, "the connection is closed");
     if (Error e = f(conn_)) return e;
 #if defined(WEBSOCKET_USE_BLOCKING)
-    if (!detail::flush(socket_, conn_)) dead_ = true;  // blocking: write it now
+    if (!detail::flush(socket_, conn_)) {  // blocking: write it now
+      dead_ = true;
+      if (!drop_reason_) drop_reason_ = Server::kWriteFailed;
+      return Error(Errc::closed, "the connection was lost, or the peer read nothing for "
+                                 "ServerOptions::send_timeout_ms");
+    }
     return {};
 #endif
   }
@@ -2771,10 +2898,14 @@ inline Error Server::run_poll() {
     if (ready < 0 && !net::interrupted()) return Error(Errc::socket_error, "poll() failed");
     if (ready <= 0) continue;
     if (fds[0].revents) {
+      // Drain first, then clear the flag: a wake() in between sees it still set and sends no
+      // byte, but its work is queued already and the service() pass below picks it up.
+      // Clearing first could drain the byte of a wake() that set the flag again, leaving the
+      // flag set with no byte to read, and every later wake() would then be lost.
       char drain[64];
-      wake_pending_.store(false);
       while (wake_rx_.recv(drain, sizeof drain) > 0) {
       }
+      wake_pending_.store(false);
     }
     const std::size_t polled = sessions_.size();
     for (std::size_t i = 0; i < polled; ++i) {
@@ -2786,7 +2917,9 @@ inline Error Server::run_poll() {
           reject_busy(sock);
           continue;
         }
-        add_session(std::move(sock), now);
+        // Not `now`: poll() may have slept since, and the handshake timeout and idle timer
+        // count from the accept.
+        add_session(std::move(sock), net::now_ms());
       }
     }
   }

@@ -14,7 +14,8 @@
 # format, "interop/NAME PASSED FAILED [NOTE]" (1 0 or 0 1). A missing tool or binary is a
 # failed case, never a skip. Exit status 1 if any case failed.
 #
-# Env: BUILD (directory of the example binaries, default build), CASE_TIMEOUT (seconds per
+# Env: INTEROP_NAME (prefix of the result names, default interop; valgrind.sh sets its own),
+# BUILD (directory of the example binaries, default build), CASE_TIMEOUT (seconds per
 # case, default 60), INTEROP_PYTHON (default /usr/bin/python3), INTEROP_CHROMIUM (default
 # /usr/bin/chromium).
 set -u
@@ -100,7 +101,7 @@ total_pass=0 total_fail=0 case_started=$SECONDS
 
 # record NAME OK NOTE: the result line, and the PASS/FAIL line on stdout.
 record() {
-    local name=interop/$1 good=$2 note=$3 took=" [$((SECONDS - case_started)) s]"
+    local name=${INTEROP_NAME:-interop}/$1 good=$2 note=$3 took=" [$((SECONDS - case_started)) s]"
     if [ "$good" = 1 ]; then
         printf '%s 1 0%s\n' "$name" "${note:+ $note}" >>"$results"
         echo "PASS $name${note:+ $note}$took"
