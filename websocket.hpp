@@ -39,6 +39,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -1313,13 +1314,15 @@ class Connection {
 
   // Feeds bytes read from the peer and calls on_event(const ws::Event&) for each event.
   // Frames are unmasked in place in `data`, and events may point into it. Returns the bytes
-  // used: all of them, unless the connection closed (the rest is then meaningless).
+  // used: all of them, unless the connection closed (the rest is then meaningless) or the
+  // handler returned false to pause after an event (call again with the rest).
   template <class OnEvent>
   std::size_t receive(void* data, std::size_t size, OnEvent&& on_event) {
     auto* p = static_cast<std::uint8_t*>(data);
     std::size_t used = 0;
     if (state_ == State::handshake) used = receive_handshake(p, size, on_event);
-    while (used < size && (state_ == State::open || state_ == State::closing)) {
+    paused_ = false;
+    while (used < size && !paused_ && (state_ == State::open || state_ == State::closing)) {
       if (in_frame_)
         used += receive_payload(p + used, size - used, on_event);
       else
@@ -1665,14 +1668,18 @@ class Connection {
   }
 
   template <class OnEvent>
-  static void emit(OnEvent& on_event, EventType type, std::string_view data, bool fin = true,
-                   std::uint16_t code = 0) {
+  void emit(OnEvent& on_event, EventType type, std::string_view data, bool fin = true,
+            std::uint16_t code = 0) {
     Event e;
     e.type = type;
     e.data = data;
     e.fin = fin;
     e.code = code;
-    on_event(static_cast<const Event&>(e));
+    // A handler that returns false pauses receive() right after this event.
+    if constexpr (std::is_same<decltype(on_event(static_cast<const Event&>(e))), bool>::value)
+      paused_ = !on_event(static_cast<const Event&>(e));
+    else
+      on_event(static_cast<const Event&>(e));
   }
 
   // ---- sending ----
@@ -1766,6 +1773,7 @@ class Connection {
   std::uint8_t header_buf_[kMaxFrameHeader] = {};
   std::size_t header_size_ = 0;  // bytes of a split header held in header_buf_
   bool in_frame_ = false;        // reading a frame's payload
+  bool paused_ = false;          // the handler asked receive() to return
   std::uint64_t frame_offset_ = 0, frame_left_ = 0;
   bool in_message_ = false;  // between the first and the final frame of a data message
   EventType message_type_ = EventType::binary;
@@ -2634,17 +2642,33 @@ class Server {
       if (s.dead_) return;
       n = s.socket_.recv(d.buf.data(), d.buf.size());
       if (n == net::kWouldBlock) return;
-      auto collect = [&](const Event& e) { queue(s, d, e); };
       if (n <= 0) {
         s.dead_ = true;
-        s.conn_.receive_eof(collect);
-      } else {
-        s.last_input_ = net::now_ms();
-        s.ping_sent_ = false;
-        s.conn_.receive(d.buf.data(), static_cast<std::size_t>(n), collect);
+        s.conn_.receive_eof([&](const Event& e) { queue(s, d, e); });
       }
     }
-    dispatch(s, d);
+    if (n <= 0) return dispatch(s, d);
+    feed(s, d, static_cast<std::size_t>(n));
+  }
+
+  // Hands what was read to the connection, running the callbacks after each message, outside
+  // the lock: so the reply to a message goes out before the answer to a close frame that came
+  // behind it in the same read.
+  void feed(Session& s, Dispatch& d, std::size_t n) {
+    std::size_t at = 0, used;
+    do {
+      {
+        detail::Guard<detail::Mutex> g(s.mutex_);
+        s.last_input_ = net::now_ms();
+        s.ping_sent_ = false;
+        used = s.conn_.receive(d.buf.data() + at, n - at, [&](const Event& e) {
+          queue(s, d, e);
+          return e.type != EventType::text && e.type != EventType::binary;  // pause after one
+        });
+        at += used;
+      }
+      dispatch(s, d);
+    } while (used > 0 && at < n);
   }
 
   void queue(Session& s, Dispatch& d, const Event& e) {
@@ -2814,8 +2838,8 @@ class Server {
   std::uint16_t port_ = 0;
   std::atomic<bool> stop_requested_{false};
   std::atomic<bool> wake_pending_{false};
-#if !defined(WEBSOCKET_NO_THREADS)
-  std::atomic<std::thread::id> loop_thread_{};
+#if defined(WEBSOCKET_USE_POLL) && !defined(WEBSOCKET_NO_THREADS)
+  std::atomic<std::thread::id> loop_thread_{};  // poll driver only (clang: unused field)
 #endif
   mutable detail::ListMutex list_mutex_;
   std::vector<std::shared_ptr<Session>> sessions_;
@@ -2980,17 +3004,14 @@ inline void Server::serve(Session& s) {
   while (service(s, net::now_ms(), next)) {
     long n = s.socket_.recv(d.buf.data(), d.buf.size());  // unlocked: others may send
     if (n == net::kWouldBlock) continue;                   // a tick: look at the timers
+    if (n > 0) {
+      feed(s, d, static_cast<std::size_t>(n));
+      continue;
+    }
     {
       detail::Guard<detail::Mutex> g(s.mutex_);
-      auto collect = [&](const Event& e) { queue(s, d, e); };
-      if (n <= 0) {
-        s.dead_ = true;
-        s.conn_.receive_eof(collect);
-      } else {
-        s.last_input_ = net::now_ms();
-        s.ping_sent_ = false;
-        s.conn_.receive(d.buf.data(), static_cast<std::size_t>(n), collect);
-      }
+      s.dead_ = true;
+      s.conn_.receive_eof([&](const Event& e) { queue(s, d, e); });
     }
     dispatch(s, d);
   }
