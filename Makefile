@@ -51,6 +51,11 @@ help:
 	@echo 'make bench     build + run bench/bench_*.cpp (-O2), then bench/run.sh (~15 min)'
 	@echo 'make bench-peers  only bench/run.sh: echo_server vs raw TCP, Beast, websocketpp, lws, Node ws (BENCH_QUICK=1: ~2 min)'
 	@echo 'make examples  build examples/*.cpp into $(BUILD)/'
+	@echo 'make test-windows  the suites + examples built with MinGW-w64, run under Wine (both drivers, loopback, meson cross)'
+	@echo 'make test-arm  the suites built for 32-bit ARM (armhf), run under qemu-arm'
+	@echo 'make test-be   the suites built for big-endian s390x, run under qemu-s390x'
+	@echo 'make matrix    g++/clang++ x libstdc++/libc++ x C++17/20/23 x -fno-exceptions/-Os compile checks'
+	@echo 'make size      footprint: stripped -Os client/server sizes (x86_64, armhf), compile time'
 	@echo 'make clean     rm -rf $(BUILD)'
 
 ## ---------------------------------------------------------------- tests
@@ -214,8 +219,15 @@ be_CXX          = $(BE_CXX)
 # A cross compiler does not search /usr/include: it sees doctest, and only doctest, here.
 DOCTEST_DIR ?= /usr/include/doctest
 XINC        := $(BUILD)/cross-include
+# -O0: compile time dominates a cross run (the native variants test the optimizers).
+XOPT        ?= -O0
+# The blocking variant rebuilds only the suites that use a driver (the others do no I/O).
+XBLOCKING_TESTS ?= $(wildcard tests/test_net.cpp tests/test_hostile.cpp tests/test_conformance.cpp tests/test_platform.cpp)
+# Windows gets every example; the loopback test needs only these two.
+windows_EXAMPLES = $(EXAMPLE_SRCS)
+XEXAMPLES    = $(or $($(PLATFORM)_EXAMPLES),examples/echo_server.cpp examples/wscat.cpp)
 XTEST_BINS   = $(TEST_SRCS:tests/%.cpp=$(BUILD)/$(VARIANT)/%$($(PLATFORM)_EXE))
-XEX_BINS     = $(EXAMPLE_SRCS:examples/%.cpp=$(BUILD)/$(VARIANT)/%$($(PLATFORM)_EXE))
+XEX_BINS     = $(XEXAMPLES:examples/%.cpp=$(BUILD)/$(VARIANT)/%$($(PLATFORM)_EXE))
 
 test-windows: PLATFORM = windows
 test-arm: PLATFORM = arm
@@ -229,8 +241,9 @@ test-windows test-arm test-be:
 # One platform: both drivers, loopback, meson (Windows); result lines in $(PRES)/.
 platform:
 	@mkdir -p $(XINC) && ln -sfn $(DOCTEST_DIR) $(XINC)/doctest
-	+@$(MAKE) xvariant VARIANT=$(PLATFORM)-poll RESULTS=$(PRES)/$(PLATFORM)-poll || true
-	+@$(MAKE) xvariant VARIANT=$(PLATFORM)-blocking RESULTS=$(PRES)/$(PLATFORM)-blocking XFLAGS='$(XFLAGS) -DWEBSOCKET_USE_BLOCKING' || true
+	+@$(MAKE) xvariant VARIANT=$(PLATFORM)-poll RESULTS=$(PRES)/$(PLATFORM)-poll OPT='$(XOPT)' || true
+	+@$(MAKE) xvariant VARIANT=$(PLATFORM)-blocking RESULTS=$(PRES)/$(PLATFORM)-blocking OPT='$(XOPT)' \
+	    XFLAGS='$(XFLAGS) -DWEBSOCKET_USE_BLOCKING' TEST_SRCS='$(XBLOCKING_TESTS)' || true
 	+@$(MAKE) examples || true
 	@for d in poll blocking; do \
 	    BUILD=$(BUILD) bash tests/platform.sh loopback $(PLATFORM) $(BUILD)/$(PLATFORM)-$$d $(PRES)/$(PLATFORM)-$$d-loopback; \
@@ -240,7 +253,7 @@ platform:
 
 xvariant:
 	@echo "==== $(VARIANT): $($(PLATFORM)_CXX) $(ALL_CXXFLAGS) $($(PLATFORM)_XFLAGS) $($(PLATFORM)_LDFLAGS) $($(PLATFORM)_LDLIBS)"
-	+@$(MAKE) $(PAR) -k xbins CXX=$($(PLATFORM)_CXX) CPPFLAGS='-I$(XINC) $(CPPFLAGS)' \
+	+@$(MAKE) $(PAR) -k xbins CXX=$($(PLATFORM)_CXX) CPPFLAGS='-I$(XINC) $(CPPFLAGS)' TEST_SRCS='$(TEST_SRCS)' \
 	    XFLAGS='$(XFLAGS) $($(PLATFORM)_XFLAGS)' LDFLAGS='$($(PLATFORM)_LDFLAGS) $(LDFLAGS)' \
 	    LDLIBS='$($(PLATFORM)_LDLIBS) $(LDLIBS)' || true
 	@BUILD=$(BUILD) bash tests/platform.sh suite $(PLATFORM) $(VARIANT)/ $(RESULTS) $(XTEST_BINS)
@@ -256,7 +269,7 @@ $(BUILD)/$(VARIANT)/%$($(PLATFORM)_EXE): examples/%.cpp websocket.hpp $(BUILD)/$
 endif
 
 # Compilers x standards x flags (tests/matrix.sh): compile checks, one result line each,
-# and the suite run where it adds something (libc++, -Os).
+# and one suite run where it adds something: clang with libc++, at -Os.
 matrix:
 	@bash tests/deps.sh doctest build clang libcxx
 	@rm -rf $(BUILD)/results-matrix && mkdir -p $(BUILD)/results-matrix
@@ -265,8 +278,7 @@ matrix:
 
 matrix-run:
 	@BUILD=$(BUILD) bash tests/matrix.sh $(MRES)/matrix || true
-	+@$(MAKE) variant VARIANT=clang-libc++-c++20-poll RESULTS=$(MRES)/clang-libc++-c++20-poll CXX=clang++ STD=c++20 XFLAGS='-stdlib=libc++ -Wsign-conversion' || true
-	+@$(MAKE) variant VARIANT=gcc-c++23-Os-blocking RESULTS=$(MRES)/gcc-c++23-Os-blocking CXX=g++ STD=c++23 OPT=-Os XFLAGS='-Wsign-conversion -DWEBSOCKET_USE_BLOCKING' || true
+	+@$(MAKE) variant VARIANT=clang-libc++-c++20-Os-poll RESULTS=$(MRES)/clang-libc++-c++20-Os-poll CXX=clang++ STD=c++20 OPT=-Os XFLAGS='-stdlib=libc++ -Wsign-conversion' || true
 
 # Footprint: stripped -Os sizes of a minimal client and echo server (x86_64, armhf) and the
 # compile time of a TU that includes the header (tests/size.sh; numbers in README.md).

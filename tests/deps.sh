@@ -1,7 +1,8 @@
 #!/bin/sh
 # Install the Debian packages the build and tests need, but only those missing.
 #
-#   tests/deps.sh [WHAT...]     WHAT: doctest build meson clang pkg-config all
+#   tests/deps.sh [WHAT...]     WHAT: doctest build meson clang pkg-config
+#                               windows arm be libcxx cross all
 #                               (default: all)
 #
 # Idempotent and fast when everything is present (no apt call at all), so the
@@ -33,8 +34,15 @@ for what in "$@"; do
         meson)      want='meson ninja-build' ;;
         clang)      want='clang libclang-rt-14-dev' ;;
         pkg-config) want=pkg-config ;;
+        # Cross builds and their emulators (make test-windows / test-arm / test-be), libc++.
+        windows)    want='g++-mingw-w64-x86-64-posix wine64 wine meson ninja-build' ;;
+        arm)        want='g++-arm-linux-gnueabihf qemu-user' ;;
+        be)         want='g++-s390x-linux-gnu qemu-user' ;;
+        libcxx)     want='clang libc++-14-dev libc++abi-14-dev' ;;
+        cross)      want='g++-mingw-w64-x86-64-posix wine64 wine g++-arm-linux-gnueabihf g++-s390x-linux-gnu qemu-user libc++-14-dev libc++abi-14-dev' ;;
+        # `make check` (CI); the cross groups are installed by their own targets.
         all)        want='doctest-dev g++ make pkg-config meson ninja-build clang libclang-rt-14-dev' ;;
-        *) echo "deps.sh: unknown group '$what' (doctest build meson clang pkg-config all)" >&2; exit 2 ;;
+        *) echo "deps.sh: unknown group '$what' (doctest build meson clang pkg-config windows arm be libcxx cross all)" >&2; exit 2 ;;
     esac
     for p in $want; do
         case " $pkgs " in *" $p "*) continue ;; esac
