@@ -1,7 +1,7 @@
 // bench_core.cpp — microbenchmarks for the hot paths of websocket.hpp (a benchmark, not a test).
 //
 //   g++ -std=c++17 -O2 -Wall -Wextra -Wconversion -I/work/main bench/bench_core.cpp -o /tmp/bench_core
-//   /tmp/bench_core            # ~0.2 s per run, best of 5 runs per measurement (about a minute)
+//   /tmp/bench_core            # ~0.2 s per run, best of 5 runs per measurement (~30 s in all)
 //   /tmp/bench_core --quick    # ~0.02 s per run, for a smoke check
 //
 // What it measures (GB/s = 1e9 bytes per second), at buffer sizes 125 B, 4 KiB, 64 KiB, 1 MiB:
