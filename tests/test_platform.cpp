@@ -340,7 +340,8 @@ TEST_CASE("platform: frames we send carry big-endian lengths and a working mask"
     client.assume_open();
     CHECK(!client.send_binary(payload));
     out = std::string(client.pending_output());
-    REQUIRE(out.size() == head_size + 4 + size);
+    CHECK(out.size() == head_size + 4 + size);
+    if (out.size() != head_size + 4 + size) continue;  // (no REQUIRE: builds without exceptions)
     CHECK((static_cast<u8>(out[1]) & 0x80) != 0);
     std::string body = out.substr(head_size + 4);
     for (std::size_t i = 0; i < size; ++i)
