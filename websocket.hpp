@@ -2354,12 +2354,7 @@ class Client {
     }
     conn_->receive(buf_.data(), static_cast<std::size_t>(n), on_event);
     if (!detail::flush(socket_, *conn_)) return lost();
-    if (conn_->state() == Connection::State::closed && conn_->buffered_amount() == 0 &&
-        conn_->error().code != Errc::ok && !(conn_->error().code == Errc::protocol_error ||
-                                             conn_->error().code == Errc::invalid_payload ||
-                                             conn_->error().code == Errc::message_too_big)) {
-      return lost();  // the handshake failed
-    }
+    if (!opened_ && conn_->state() == Connection::State::closed) return lost();  // handshake failed
     return {};
   }
 
