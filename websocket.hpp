@@ -43,6 +43,11 @@
 #include <utility>
 #include <vector>
 
+#if defined(__SSE2__) || defined(_M_X64) || (defined(_M_IX86_FP) && _M_IX86_FP >= 2)
+#include <emmintrin.h>
+#define WEBSOCKET_SSE2 1
+#endif
+
 // Driver selection (§5): WEBSOCKET_USE_POLL (default) or WEBSOCKET_USE_BLOCKING;
 // WEBSOCKET_NO_THREADS leaves out std::thread and mutexes (one thread does everything).
 #if defined(WEBSOCKET_USE_POLL) && defined(WEBSOCKET_USE_BLOCKING)
@@ -389,74 +394,175 @@ inline std::string accept_key(std::string_view key) {
 }
 
 // ---- UTF-8 validation (RFC 3629 §4; RFC 6455 §8.1) -------------------------------------
-//
+
+namespace detail {
+// A shift-based DFA: a state is a bit offset (6 * its number) into a 64-bit row, and
+// kUtf8Dfa.row[byte] >> state holds the next state in its low 6 bits: one load and one shift
+// a byte, no branch. The states follow RFC 3629 §4, the table of well-formed sequences.
+enum Utf8State : std::uint8_t {
+  kUtf8Accept = 0,   // between code points
+  kUtf8Cont1 = 6,    // 1 more continuation byte 80..BF
+  kUtf8Cont2 = 12,   // 2 more, the next 80..BF
+  kUtf8Cont3 = 18,   // 3 more, the next 80..BF
+  kUtf8E0 = 24,      // after E0: A0..BF (no overlongs below U+0800), then 1 more
+  kUtf8ED = 30,      // after ED: 80..9F (no surrogates U+D800..DFFF), then 1 more
+  kUtf8F0 = 36,      // after F0: 90..BF (no overlongs below U+10000), then 2 more
+  kUtf8F4 = 42,      // after F4: 80..8F (nothing above U+10FFFF), then 2 more
+  kUtf8Reject = 48,  // absorbing: 80..C1 or F5..FF as a lead byte, a bad continuation
+};
+struct Utf8Dfa {
+  std::uint64_t row[256];
+};
+constexpr std::uint64_t utf8_dfa_row(unsigned b) {
+  std::uint64_t r = 0;
+  for (unsigned st = 0; st <= kUtf8Reject; st += 6) r |= std::uint64_t{kUtf8Reject} << st;
+  auto set = [&r](unsigned from, unsigned next) {
+    r = (r & ~(std::uint64_t{63} << from)) | (std::uint64_t{next} << from);
+  };
+  if (b < 0x80) set(kUtf8Accept, kUtf8Accept);
+  if (b >= 0x80 && b <= 0xBF) {
+    set(kUtf8Cont1, kUtf8Accept);
+    set(kUtf8Cont2, kUtf8Cont1);
+    set(kUtf8Cont3, kUtf8Cont2);
+    if (b >= 0xA0) set(kUtf8E0, kUtf8Cont1);
+    if (b <= 0x9F) set(kUtf8ED, kUtf8Cont1);
+    if (b >= 0x90) set(kUtf8F0, kUtf8Cont2);
+    if (b <= 0x8F) set(kUtf8F4, kUtf8Cont2);
+  }
+  if (b >= 0xC2 && b <= 0xDF) set(kUtf8Accept, kUtf8Cont1);
+  if (b == 0xE0) set(kUtf8Accept, kUtf8E0);
+  if ((b >= 0xE1 && b <= 0xEC) || b == 0xEE || b == 0xEF) set(kUtf8Accept, kUtf8Cont2);
+  if (b == 0xED) set(kUtf8Accept, kUtf8ED);
+  if (b == 0xF0) set(kUtf8Accept, kUtf8F0);
+  if (b >= 0xF1 && b <= 0xF3) set(kUtf8Accept, kUtf8Cont3);
+  if (b == 0xF4) set(kUtf8Accept, kUtf8F4);
+  return r;
+}
+constexpr Utf8Dfa make_utf8_dfa() {
+  Utf8Dfa t{};
+  for (unsigned b = 0; b < 256; ++b) t.row[b] = utf8_dfa_row(b);
+  return t;
+}
+inline constexpr Utf8Dfa kUtf8Dfa = make_utf8_dfa();
+
+inline std::uint64_t load8(const std::uint8_t* p) {
+  std::uint64_t w;
+  std::memcpy(&w, p, 8);
+  return w;
+}
+// True when no byte of p[0..16) / p[0..64) has its high bit set. is_ascii16 reads 8-byte
+// words on purpose: Connection validates right after apply_mask() wrote the payload in 8-byte
+// words, and a 16-byte load over two fresh 8-byte stores stalls on store forwarding.
+inline bool is_ascii16(const std::uint8_t* p) {
+  return ((load8(p) | load8(p + 8)) & 0x8080808080808080ull) == 0;
+}
+inline bool is_ascii64(const std::uint8_t* p) {
+#if defined(WEBSOCKET_SSE2)
+  // An OR tree of four 16-byte loads (apply_mask() writes 64-byte blocks as 16-byte stores).
+  // Portable 8-byte words are no faster than is_ascii16 here: GCC 12 turns their OR tree
+  // into one serial chain.
+  const auto* q = reinterpret_cast<const __m128i*>(p);
+  const __m128i a = _mm_or_si128(_mm_loadu_si128(q), _mm_loadu_si128(q + 1));
+  const __m128i b = _mm_or_si128(_mm_loadu_si128(q + 2), _mm_loadu_si128(q + 3));
+  return _mm_movemask_epi8(_mm_or_si128(a, b)) == 0;
+#else
+  return is_ascii16(p) && is_ascii16(p + 16) && is_ascii16(p + 32) && is_ascii16(p + 48);
+#endif
+}
+
+#if defined(WEBSOCKET_SSE2)
+// Mixed text, 16 bytes at a time. Each byte c is checked against the 3 bytes before it
+// (p1, p2, p3), which is all that well-formed UTF-8 (RFC 3629 §4) asks of it:
+//   1. c is a continuation byte (80..BF) exactly when one is due: p1 >= C0 (any lead),
+//      p2 >= E0 (a 3- or 4-byte lead) or p3 >= F0 (a 4-byte lead);
+//   2. c is never C0, C1 (overlong 2-byte leads) or F5..FF (beyond U+10FFFF);
+//   3. the first continuation is narrower after four leads: A0..BF after E0 (no overlongs),
+//      80..9F after ED (no surrogates), 90..BF after F0 (no overlongs), 80..8F after F4.
+// p[-3..-1] must be readable and end complete sequences; n is a multiple of 16. A sequence
+// that starts in the last 3 bytes and goes on past p[n] is left for the caller to finish.
+inline bool utf8_blocks_sse2(const std::uint8_t* p, std::size_t n) {
+  auto load = [p](std::ptrdiff_t at) { return _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + at)); };
+  auto splat = [](int b) { return _mm_set1_epi8(static_cast<char>(b)); };
+  auto is = [](__m128i a, int b) { return _mm_cmpeq_epi8(a, _mm_set1_epi8(static_cast<char>(b))); };
+  const __m128i zero = _mm_setzero_si128();
+  __m128i bad = zero;  // nonzero bytes mark errors
+  for (std::ptrdiff_t i = 0; i < static_cast<std::ptrdiff_t>(n); i += 16) {
+    const __m128i c = load(i), p1 = load(i - 1), p2 = load(i - 2), p3 = load(i - 3);
+    // Rule 1. Signed compares: bytes 80..FF are negative, and 80..BF are the ones below C0.
+    const __m128i due = _mm_or_si128(_mm_subs_epu8(p1, splat(0xBF)),
+                                     _mm_or_si128(_mm_subs_epu8(p2, splat(0xDF)), _mm_subs_epu8(p3, splat(0xEF))));
+    const __m128i cont = _mm_cmplt_epi8(c, splat(0xC0));
+    bad = _mm_or_si128(bad, _mm_cmpeq_epi8(_mm_cmpeq_epi8(due, zero), cont));
+    // Rule 2.
+    bad = _mm_or_si128(bad, _mm_or_si128(_mm_subs_epu8(c, splat(0xF4)), is(_mm_and_si128(c, splat(0xFE)), 0xC0)));
+    // Rule 3 (where c is not a continuation at all, rule 1 has flagged it already).
+    const __m128i low = _mm_or_si128(_mm_and_si128(is(p1, 0xE0), _mm_cmplt_epi8(c, splat(0xA0))),
+                                     _mm_and_si128(is(p1, 0xF0), _mm_cmplt_epi8(c, splat(0x90))));
+    const __m128i high = _mm_or_si128(_mm_and_si128(is(p1, 0xED), _mm_cmpgt_epi8(c, splat(0x9F))),
+                                      _mm_and_si128(is(p1, 0xF4), _mm_cmpgt_epi8(c, splat(0x8F))));
+    bad = _mm_or_si128(bad, _mm_or_si128(low, high));
+  }
+  return _mm_movemask_epi8(_mm_cmpeq_epi8(bad, zero)) == 0xFFFF;
+}
+#endif
+}  // namespace detail
+
 // Incremental: a code point may be split across frames, so the state survives between
-// feed() calls. Fails fast: feed() returns false at the first byte that cannot continue a
-// well-formed sequence (overlongs, surrogates U+D800..DFFF, > U+10FFFF, 5/6-byte forms).
+// feed() calls. Fails fast: feed() returns false, and stays failed, once it meets a byte that
+// cannot continue a well-formed sequence (overlongs, surrogates U+D800..DFFF, > U+10FFFF,
+// 5/6-byte forms); it reads at most 16 bytes past that byte (on x86, in mixed text of 64
+// bytes or more, the rest of the piece).
 class Utf8Validator {
  public:
   bool feed(const void* data, std::size_t size) {
     const auto* p = static_cast<const std::uint8_t*>(data);
-    if (need_ == kFailed) return false;
+    std::uint64_t s = state_;
+    if (s == detail::kUtf8Reject) return false;
     std::size_t i = 0;
     while (i < size) {
-      if (need_ == 0) {
-        // ASCII fast path: 16 bytes at a time while no byte has its high bit set.
-        while (i + 16 <= size && is_ascii16(p + i)) i += 16;
+      if (s == detail::kUtf8Accept) {
+        // ASCII fast path: 64, then 16 bytes at a time while no byte has its high bit set; a
+        // tail under 16 bytes is checked with one load that overlaps bytes already seen.
+        while (i + 64 <= size && detail::is_ascii64(p + i)) i += 64;
+        while (i + 16 <= size && detail::is_ascii16(p + i)) i += 16;
+        if (size - i < 16 && size >= 16 && detail::is_ascii16(p + size - 16)) i = size;
         if (i == size) break;
-        std::uint8_t b = p[i++];
-        if (b < 0x80) continue;
-        if (!start(b)) return fail();
-      } else {
-        std::uint8_t b = p[i++];
-        if (b < lo_ || b > hi_) return fail();
-        lo_ = 0x80;
-        hi_ = 0xBF;
-        --need_;
+#if defined(WEBSOCKET_SSE2)
+        // Mixed text: whole 16-byte blocks at once, when the 3 bytes before are in this piece.
+        if (i >= 3 && size - i >= 64) {
+          const std::size_t n = (size - i) & ~std::size_t{15};
+          if (!detail::utf8_blocks_sse2(p + i, n)) return reject();
+          i += n;
+          // A sequence that starts in the last 3 bytes may go on past them: the DFA finishes it.
+          if (p[i - 3] >= 0xF0) i -= 3;
+          else if (p[i - 2] >= 0xE0) i -= 2;
+          else if (p[i - 1] >= 0xC0) i -= 1;
+          continue;
+        }
+#endif
       }
+      // The DFA over up to 16 bytes without a branch, then one check: the reject state is
+      // absorbing, so nothing after a bad byte is accepted.
+      const std::size_t end = size - i > 16 ? i + 16 : size;
+      for (; i < end; ++i) s = detail::kUtf8Dfa.row[p[i]] >> (s & 63);
+      s &= 63;
+      if (s == detail::kUtf8Reject) return reject();
     }
+    state_ = static_cast<std::uint8_t>(s);
     return true;
   }
 
   // True when no code point is left unfinished (and nothing failed).
-  bool complete() const { return need_ == 0; }
+  bool complete() const { return state_ == detail::kUtf8Accept; }
   void reset() { *this = Utf8Validator(); }
 
  private:
-  static constexpr std::uint8_t kFailed = 0xFF;
-
-  static bool is_ascii16(const std::uint8_t* p) {
-    std::uint64_t a, b;
-    std::memcpy(&a, p, 8);
-    std::memcpy(&b, p + 8, 8);
-    return ((a | b) & 0x8080808080808080ull) == 0;
-  }
-
-  // Lead byte of a multi-byte sequence: how many continuation bytes follow, and the range
-  // the first of them must fall in (RFC 3629 §4, the table of well-formed sequences).
-  bool start(std::uint8_t b) {
-    if (b >= 0xC2 && b <= 0xDF) return expect(1, 0x80, 0xBF);
-    if (b == 0xE0) return expect(2, 0xA0, 0xBF);  // no overlongs below U+0800
-    if (b == 0xED) return expect(2, 0x80, 0x9F);  // no surrogates U+D800..DFFF
-    if (b >= 0xE1 && b <= 0xEF) return expect(2, 0x80, 0xBF);
-    if (b == 0xF0) return expect(3, 0x90, 0xBF);  // no overlongs below U+10000
-    if (b >= 0xF1 && b <= 0xF3) return expect(3, 0x80, 0xBF);
-    if (b == 0xF4) return expect(3, 0x80, 0x8F);  // nothing above U+10FFFF
-    return false;  // 80..C1 (continuation or overlong lead), F5..FF (beyond Unicode, 5/6-byte)
-  }
-  bool expect(std::uint8_t need, std::uint8_t lo, std::uint8_t hi) {
-    need_ = need;
-    lo_ = lo;
-    hi_ = hi;
-    return true;
-  }
-  bool fail() {
-    need_ = kFailed;
+  bool reject() {
+    state_ = detail::kUtf8Reject;
     return false;
   }
 
-  std::uint8_t need_ = 0;  // continuation bytes still expected
-  std::uint8_t lo_ = 0x80, hi_ = 0xBF;
+  std::uint8_t state_ = detail::kUtf8Accept;
 };
 
 inline bool is_valid_utf8(std::string_view s) {
@@ -1199,32 +1305,29 @@ inline int decode_frame_header(const std::uint8_t* p, std::size_t size, FrameHea
 }
 
 // §5.3: XORs data with the masking key; `offset` is the position of data[0] within the
-// frame payload, so a payload can be (un)masked in place, in pieces. Eight bytes at a time.
+// frame payload, so a payload can be (un)masked in place, in pieces. 64 bytes at a time.
 inline void apply_mask(std::uint8_t* data, std::size_t size, const std::uint8_t* key,
                        std::size_t offset = 0) {
-  std::uint8_t k[8];
-  for (std::size_t i = 0; i < 8; ++i) k[i] = key[(offset + i) & 3];
+  const std::uint8_t k[8] = {key[offset & 3],       key[(offset + 1) & 3], key[(offset + 2) & 3],
+                             key[(offset + 3) & 3], key[offset & 3],       key[(offset + 1) & 3],
+                             key[(offset + 2) & 3], key[(offset + 3) & 3]};
+  std::uint64_t kw;
+  std::memcpy(&kw, k, 8);  // the key in memory order, whatever the byte order
+  auto x8 = [kw](std::uint8_t* q) {
+    std::uint64_t w;
+    std::memcpy(&w, q, 8);
+    w ^= kw;
+    std::memcpy(q, &w, 8);
+  };
   std::size_t i = 0;
-  if (size >= 8) {
-    std::uint64_t kw;
-    std::memcpy(&kw, k, 8);  // the key in memory order, whatever the byte order
-    for (; i + 32 <= size; i += 32) {
-      std::uint64_t w[4];
-      std::memcpy(w, data + i, 32);
-      w[0] ^= kw;
-      w[1] ^= kw;
-      w[2] ^= kw;
-      w[3] ^= kw;
-      std::memcpy(data + i, w, 32);
-    }
-    for (; i + 8 <= size; i += 8) {
-      std::uint64_t w;
-      std::memcpy(&w, data + i, 8);
-      w ^= kw;
-      std::memcpy(data + i, &w, 8);
-    }
+  // 64 bytes a step as independent words (compilers turn them into vector ops). No array
+  // temporary: GCC 12 spilled one to the stack on every step, doubling the stores.
+  for (; i + 64 <= size; i += 64) {
+    std::uint8_t* q = data + i;
+    x8(q), x8(q + 8), x8(q + 16), x8(q + 24), x8(q + 32), x8(q + 40), x8(q + 48), x8(q + 56);
   }
-  for (; i < size; ++i) data[i] ^= k[i & 7];
+  for (; i + 8 <= size; i += 8) x8(data + i);
+  for (; i < size; ++i) data[i] ^= key[(offset + i) & 3];  // not k[]: that would keep k in memory
 }
 
 // =====================================================================================
@@ -1414,6 +1517,28 @@ class Connection {
   }
   std::size_t buffered_amount() const { return out_.size() - out_pos_; }
 
+  // Frees the buffers' memory that holds nothing (between messages, and what was sent). The
+  // buffers keep their size while traffic flows; drivers call this when a connection has been
+  // quiet for a while, so an idle connection costs little.
+  void release_memory() {
+    if (!in_message_) std::string().swap(message_);
+    if (out_pos_ == out_.size()) {
+      std::string().swap(out_);
+      out_pos_ = 0;
+    }
+  }
+
+  // In an on_event callback for a text or binary message that the connection assembled in
+  // its own buffer (it came in pieces): swaps that buffer with `into` and returns true, so the
+  // message is kept without a copy. False when e.data points into the caller's bytes.
+  bool take_message(std::string& into) {
+    if (!assembled_) return false;
+    assembled_ = false;
+    into.swap(message_);
+    message_.clear();
+    return true;
+  }
+
   // ---- state ----
 
   State state() const { return state_; }
@@ -1424,6 +1549,7 @@ class Connection {
   const ConnectionOptions& options() const { return opt_; }
 
  private:
+  friend class Session;  // Session::send_valid(): text validated on arrival
   // ---- handshake ----
 
   template <class OnEvent>
@@ -1604,9 +1730,15 @@ class Connection {
     }
     if (message_done && whole_frame && frame_.opcode != 0)  // one frame, one read: no copy
       return emit(on_event, message_type_, piece);
+      // A message's first frame tells how much to hold: one allocation, no regrowth (up to
+    // kReserveMax, so a peer that only announces a big frame does not get memory for it).
+    if (message_.empty() && frame_.opcode != 0)
+      message_.reserve(static_cast<std::size_t>(frame_.length < kReserveMax ? frame_.length : kReserveMax));
     message_.append(piece);
     if (!message_done) return;
+    assembled_ = true;
     emit(on_event, message_type_, message_);
+    assembled_ = false;
     message_.clear();
   }
 
@@ -1778,7 +1910,9 @@ class Connection {
   bool in_message_ = false;  // between the first and the final frame of a data message
   EventType message_type_ = EventType::binary;
   std::uint64_t message_size_ = 0;
+  static constexpr std::size_t kReserveMax = 1 << 20;
   std::string message_;  // fragments of the message so far (unless streaming)
+  bool assembled_ = false;  // emitting message_: take_message() may have it
   std::string control_;  // a control frame split across reads
   Utf8Validator utf8_;
 
@@ -2435,7 +2569,12 @@ class Session : public std::enable_shared_from_this<Session> {
   Error send_binary(std::string_view data) {
     return act([&](Connection& c) { return c.send_binary(data); });
   }
-  Error send(const Message& m) { return m.is_text() ? send_text(m.data) : send_binary(m.data); }
+  // The message on_message is holding was validated on arrival: echoing it does not check
+  // its UTF-8 again.
+  Error send(const Message& m) {
+    if (m.is_text() && &m != delivering_.load(std::memory_order_relaxed)) return send_text(m.data);
+    return send_valid(m);
+  }
   Error send_fragment(Opcode type, std::string_view data, bool fin) {
     return act([&](Connection& c) { return c.send_fragment(type, data, fin); });
   }
@@ -2476,6 +2615,11 @@ class Session : public std::enable_shared_from_this<Session> {
 
   template <class F>
   Error act(F&& f);  // locks, acts on the connection, then gets the bytes moving
+  Error send_valid(const Message& m) {  // binary, or text known to be valid UTF-8
+    return act([&](Connection& c) {
+      return c.send_message(m.is_text() ? Opcode::text : Opcode::binary, m.data.data(), m.data.size());
+    });
+  }
 
   Server& server_;
   net::Socket socket_;
@@ -2487,6 +2631,7 @@ class Session : public std::enable_shared_from_this<Session> {
   std::int64_t handshake_deadline_ = 0, close_deadline_ = 0, linger_deadline_ = 0;
   std::int64_t last_input_ = 0;
   bool ping_sent_ = false;
+  bool quiet_ = false;  // no input for Server::kQuietMs: buffers released
   bool opened_ = false;
   bool close_notified_ = false;
   bool dead_ = false;  // the socket failed or was closed: nothing more to do
@@ -2494,6 +2639,7 @@ class Session : public std::enable_shared_from_this<Session> {
   std::int64_t stalled_since_ = 0;       // poll driver: output waiting, none written since
   const char* drop_reason_ = nullptr;    // why the server dropped it (on_close's reason)
   std::atomic<bool> finished_{false};  // blocking driver: its thread is done
+  std::atomic<const Message*> delivering_{nullptr};  // the message on_message is holding
 };
 
 class Server {
@@ -2541,8 +2687,9 @@ class Server {
 
   // Sends to every open session; returns how many took it. From any thread.
   std::size_t broadcast(const Message& m) {
+    if (m.is_text() && !is_valid_utf8(m.data)) return 0;  // checked once, not per session
     std::size_t sent = 0;
-    for (const std::shared_ptr<Session>& s : snapshot()) sent += s->send(m) ? 0u : 1u;
+    for (const std::shared_ptr<Session>& s : snapshot()) sent += s->send_valid(m) ? 0u : 1u;
     return sent;
   }
   std::size_t broadcast_text(std::string_view text) {
@@ -2656,6 +2803,7 @@ class Server {
         detail::Guard<detail::Mutex> g(s.mutex_);
         s.last_input_ = net::now_ms();
         s.ping_sent_ = false;
+        s.quiet_ = false;
         used = s.conn_.receive(d.buf.data() + at, n - at, [&](const Event& e) {
           queue(s, d, e);
           return e.type != EventType::text && e.type != EventType::binary;  // pause after one
@@ -2677,7 +2825,9 @@ class Server {
     p.type = e.type;
     p.code = e.code;
     p.message.type = e.type;
-    p.message.data.assign(e.data.data(), e.data.size());  // reuses the string's capacity
+    // The connection's own buffer changes hands; bytes in the read buffer are copied (into
+    // the capacity the string has from earlier messages).
+    if (!s.conn_.take_message(p.message.data)) p.message.data.assign(e.data.data(), e.data.size());
   }
 
   void dispatch(Session& s, Dispatch& d) {
@@ -2686,8 +2836,11 @@ class Server {
       const Pending& p = d.pending[i];
       if (!h) continue;
       if (p.type == EventType::open && h->on_open) h->on_open(s);
-      if ((p.type == EventType::text || p.type == EventType::binary) && h->on_message)
+      if ((p.type == EventType::text || p.type == EventType::binary) && h->on_message) {
+        s.delivering_.store(&p.message, std::memory_order_relaxed);
         h->on_message(s, p.message);
+        s.delivering_.store(nullptr, std::memory_order_relaxed);
+      }
       if (p.type == EventType::close) notify_close(s, p.code, p.message.data);
     }
     d.count = 0;
@@ -2731,6 +2884,11 @@ class Server {
       }
     }
     s.want_write_ = c.buffered_amount() > 0;
+    // A connection quiet for a while gives its buffers' memory back (they regrow with traffic).
+    if (!s.quiet_ && !s.want_write_ && now - s.last_input_ >= kQuietMs) {
+      c.release_memory();
+      s.quiet_ = true;
+    }
     auto until = [&](std::int64_t deadline) {
       if (deadline < next) next = deadline;
       return now < deadline;
@@ -2791,6 +2949,7 @@ class Server {
       "the peer read nothing for ServerOptions::send_timeout_ms, or the connection was lost";
 #endif
   static constexpr const char* kSendTimeout = "the peer read nothing for ServerOptions::send_timeout_ms";
+  static constexpr std::int64_t kQuietMs = 1000;
 
   std::shared_ptr<Session> add_session(net::Socket socket, std::int64_t now) {
     std::shared_ptr<Session> s(new Session(*this, std::move(socket), conn_options_, ++next_id_));

@@ -1808,3 +1808,75 @@ TEST_CASE("handshake: client fails on a response head over its HTTP limits") {
   CHECK(r.state == State::closed);
   CHECK(r.error == ws::Errc::http_too_many_headers);
 }
+
+// =============================================================================================
+// Buffers: taking an assembled message without a copy, giving memory back when idle
+// =============================================================================================
+
+TEST_CASE("buffers: take_message() hands over a message assembled from fragments, and only that") {
+  for (Role role : kRoles) {
+    CAPTURE(role_name(role));
+    ws::Connection c(role);
+    c.assume_open();
+    std::string kept, seen;
+    std::vector<bool> taken;
+    auto on = [&](const ws::Event& e) {
+      if (e.type != ws::EventType::text && e.type != ws::EventType::binary) return;
+      seen.assign(e.data.data(), e.data.size());
+      const bool t = c.take_message(kept);
+      taken.push_back(t);
+      if (t) CHECK(kept == seen);  // the same bytes, now owned by `kept`
+      CHECK(!c.take_message(kept));  // once only
+    };
+    // One frame in one read: the payload is in the caller's buffer, nothing to take.
+    std::string in = peer_frame(role, kText, "whole");
+    c.receive(&in[0], in.size(), on);
+    // Fragments: assembled by the connection, taken without a copy.
+    const std::string msg = utf8_text(3000, 5);
+    in = peer_frame(role, kText, msg.substr(0, 1000), false) + peer_frame(role, kCont, msg.substr(1000), true);
+    c.receive(&in[0], in.size(), on);
+    // One frame split across two reads: assembled too.
+    std::string big = peer_frame(role, kBin, std::string(5000, 'b'));
+    c.receive(&big[0], 100, on);
+    c.receive(&big[100], big.size() - 100, on);
+    // Control frames are never taken.
+    in = peer_frame(role, kPing, "p");
+    c.receive(&in[0], in.size(), [&](const ws::Event&) { CHECK(!c.take_message(kept)); });
+    // And the connection goes on working after its buffer changed hands.
+    in = peer_frame(role, kText, "a", false) + peer_frame(role, kCont, "b", true);
+    c.receive(&in[0], in.size(), on);
+    CHECK(taken == std::vector<bool>{false, true, true, true});
+    CHECK(seen == "ab");
+    CHECK(kept == "ab");
+    CHECK(c.state() == State::open);
+  }
+  // Outside a callback there is nothing to take.
+  ws::Connection c(Role::server);
+  std::string into = "unchanged";
+  CHECK(!c.take_message(into));
+  CHECK(into == "unchanged");
+}
+
+TEST_CASE("buffers: release_memory() keeps a message in progress and unsent output") {
+  for (Role role : kRoles) {
+    CAPTURE(role_name(role));
+    Live l(role);
+    const std::string msg = utf8_text(70000, 6);
+    l.feed(peer_frame(role, kText, msg.substr(0, 40000), false));
+    l.conn.release_memory();  // mid-message: the first fragment must survive
+    REQUIRE(!l.conn.send_binary(std::string(100000, 'x')));
+    const std::string out(l.conn.pending_output());
+    l.conn.consume_output(10);
+    l.conn.release_memory();  // unsent output must survive too
+    CHECK(l.conn.pending_output() == std::string_view(out).substr(10));
+    l.conn.consume_output(l.conn.buffered_amount());
+    l.feed(peer_frame(role, kCont, msg.substr(40000), true));
+    CHECK(l.events == std::vector<Ev>{text(msg)});
+    l.conn.release_memory();  // idle now: everything may go
+    CHECK(l.conn.buffered_amount() == 0);
+    l.feed(peer_frame(role, kBin, "after"));
+    CHECK(l.events.back() == binary("after"));
+    REQUIRE(!l.conn.ping("p"));
+    CHECK(l.take_output().frames.size() == 1);
+  }
+}

@@ -1381,6 +1381,39 @@ TEST_CASE("net: broadcast reaches every open session") {
   }
 }
 
+// Session::send(m) of the message on_message holds skips the UTF-8 check (it was validated on
+// arrival); anything else is checked: a copy, a changed copy, a message the user built.
+TEST_CASE("net: echoing the received message skips revalidation, other text is still checked") {
+  std::atomic<int> echoed{0}, copy_errc{-1}, built_errc{-1}, broadcast_bad{-1};
+  TestServer ts;
+  ts.server.on_message([&](ws::Session& s, const ws::Message& m) {
+    ws::Message copy = m;
+    copy.data += "\xC3";  // now ends inside a code point
+    copy_errc = static_cast<int>(s.send(copy).code);
+    ws::Message built;
+    built.data = "\xED\xA0\x80";  // a surrogate
+    built_errc = static_cast<int>(s.send(built).code);
+    broadcast_bad = static_cast<int>(ts.server.broadcast(built));
+    if (!s.send(m)) ++echoed;
+  });
+  NET_REQUIRE(ts.start());
+  ws::Client c;
+  NET_REQUIRE(connect(c, ts.url()));
+  const std::string text = "caf\xC3\xA9 \xE2\x82\xAC " + std::string(70000, 'x');  // assembled from reads
+  CHECK(!c.send_text(text));
+  ws::Message m;
+  CHECK(!receive_data(c, m));
+  CHECK(m.data == text);
+  CHECK(echoed == 1);
+  CHECK(copy_errc == static_cast<int>(ws::Errc::invalid_utf8));
+  CHECK(built_errc == static_cast<int>(ws::Errc::invalid_utf8));
+  CHECK(broadcast_bad == 0);
+  // Nothing else was sent: the next message is the next echo.
+  CHECK(!c.send_text("again"));
+  CHECK(!receive_data(c, m));
+  CHECK(m.data == "again");
+}
+
 TEST_CASE("net: per-session user_data") {
   struct State {
     int count = 0;
