@@ -1385,6 +1385,9 @@ class Connection {
   enum class State : std::uint8_t { handshake, open, closing, closed };
 
   explicit Connection(Role role, ConnectionOptions options = {})
+      : Connection(role, std::make_shared<const ConnectionOptions>(std::move(options))) {}
+  // Connections with the same options (a server's) can share one copy.
+  Connection(Role role, std::shared_ptr<const ConnectionOptions> options)
       : role_(role), opt_(std::move(options)) {}
 
   // ---- opening handshake ----
@@ -1403,7 +1406,7 @@ class Connection {
       return Error(Errc::random_failed, "the OS random generator failed");
     key_ = base64_encode(nonce, sizeof nonce);
     HttpRequest req;
-    if (Error e = make_handshake_request(url, key_, opt_.subprotocols, opt_.headers, req)) return e;
+    if (Error e = make_handshake_request(url, key_, opt_->subprotocols, opt_->headers, req)) return e;
     out_ += serialize(req);
     return {};
   }
@@ -1546,7 +1549,7 @@ class Connection {
   const std::string& subprotocol() const { return subprotocol_; }
   const HttpRequest& request() const { return request_; }  // server: the opening handshake
   const Error& error() const { return error_; }            // why it failed, if it did
-  const ConnectionOptions& options() const { return opt_; }
+  const ConnectionOptions& options() const { return *opt_; }
 
  private:
   friend class Session;  // Session::send_valid(): text validated on arrival
@@ -1554,7 +1557,7 @@ class Connection {
 
   template <class OnEvent>
   std::size_t receive_handshake(std::uint8_t* p, std::size_t size, OnEvent& on_event) {
-    if (!parser_) parser_.reset(new Parsers{RequestParser(opt_.limits.http), ResponseParser(opt_.limits.http)});
+    if (!parser_) parser_.reset(new Parsers{RequestParser(opt_->limits.http), ResponseParser(opt_->limits.http)});
     return role_ == Role::server ? receive_request(p, size, on_event)
                                  : receive_response(p, size, on_event);
   }
@@ -1570,8 +1573,9 @@ class Connection {
     }
     if (!parser.complete()) return used;
     request_ = std::move(parser.message());
-    HttpResponse answer = answer_handshake(request_, opt_.subprotocols);
-    if (opt_.on_handshake) opt_.on_handshake(request_, answer);
+    request_.fields.shrink_to_fit();  // kept for the connection's life: no spare slots
+    HttpResponse answer = answer_handshake(request_, opt_->subprotocols);
+    if (opt_->on_handshake) opt_->on_handshake(request_, answer);
     // §4.2.2: the subprotocol "MUST be derived from the client's handshake"; a hook that picks
     // one the client did not offer would make the client fail anyway (§4.1), so say it here.
     if (const std::string* chosen = answer.status == 101 ? answer.find("Sec-WebSocket-Protocol") : nullptr) {
@@ -1596,7 +1600,7 @@ class Connection {
     std::size_t used = parser.feed(p, size);
     if (parser.failed()) return end_handshake(parser.error(), size);
     if (!parser.complete()) return used;
-    if (Error e = check_handshake_response(parser.message(), key_, opt_.subprotocols, subprotocol_))
+    if (Error e = check_handshake_response(parser.message(), key_, opt_->subprotocols, subprotocol_))
       return end_handshake(e, size);
     open(on_event);
     return used;
@@ -1674,7 +1678,7 @@ class Connection {
     if (h.opcode == 0 && !in_message_) return reject(kProtocol, "continuation frame without a message", on_event);
     if (h.opcode != 0 && in_message_) return reject(kProtocol, "new message inside a fragmented message", on_event);
     // §10.4: limits on frame and message size; beyond them the answer is 1009.
-    if (h.length > opt_.limits.max_frame)
+    if (h.length > opt_->limits.max_frame)
       return reject(close_code::message_too_big, "frame larger than Limits::max_frame (WEBSOCKET_MAX_MESSAGE)", on_event);
     if (h.opcode != 0) {
       in_message_ = true;
@@ -1682,7 +1686,7 @@ class Connection {
       message_size_ = 0;
       utf8_.reset();
     }
-    if (h.length > opt_.limits.max_message - message_size_)
+    if (h.length > opt_->limits.max_message - message_size_)
       return reject(close_code::message_too_big, "message larger than Limits::max_message (WEBSOCKET_MAX_MESSAGE)", on_event);
     message_size_ += h.length;
     return true;
@@ -1724,7 +1728,7 @@ class Connection {
     if (message_done && text && !utf8_.complete())
       return void(fail(close_code::invalid_payload, "text message ends inside a UTF-8 sequence", on_event));
     if (message_done) in_message_ = false;
-    if (opt_.stream_fragments) {
+    if (opt_->stream_fragments) {
       if (!piece.empty() || message_done) emit(on_event, message_type_, piece, message_done);
       return;
     }
@@ -1748,7 +1752,7 @@ class Connection {
       emit(on_event, EventType::ping, payload);
       // §5.5.2: a ping is answered with a pong carrying the same payload. When the send
       // buffer is full, a pong is skipped: §5.5.3 allows answering only the latest ping.
-      if (opt_.auto_pong && !check_can_send(payload.size()))
+      if (opt_->auto_pong && !check_can_send(payload.size()))
         write_frame(static_cast<std::uint8_t>(Opcode::pong), true, payload.data(), payload.size(), false);
     } else if (frame_.opcode == static_cast<std::uint8_t>(Opcode::pong)) {
       emit(on_event, EventType::pong, payload);
@@ -1819,7 +1823,7 @@ class Connection {
   Error check_can_send(std::size_t size) const {
     if (state_ != State::open)
       return Error(Errc::not_open, "the connection is not open (handshake pending or closing)");
-    const std::size_t limit = opt_.limits.max_send_buffer;
+    const std::size_t limit = opt_->limits.max_send_buffer;
     if (buffered_amount() > limit || size + kMaxFrameHeader > limit - buffered_amount())
       return Error(Errc::send_buffer_full,
                    "send buffer full: wait for buffered_amount() to drop, or raise "
@@ -1893,7 +1897,7 @@ class Connection {
 
   Role role_;
   State state_ = State::handshake;
-  ConnectionOptions opt_;
+  std::shared_ptr<const ConnectionOptions> opt_;
   Error error_;
   std::unique_ptr<Parsers> parser_;  // only during the opening handshake
   std::string key_;                   // client: our Sec-WebSocket-Key, until the answer
@@ -2610,8 +2614,8 @@ class Session : public std::enable_shared_from_this<Session> {
 
  private:
   friend class Server;
-  Session(Server& server, net::Socket socket, const ConnectionOptions& options, std::uint64_t id)
-      : server_(server), socket_(std::move(socket)), conn_(Role::server, options), id_(id) {}
+  Session(Server& server, net::Socket socket, std::shared_ptr<const ConnectionOptions> options, std::uint64_t id)
+      : server_(server), socket_(std::move(socket)), conn_(Role::server, std::move(options)), id_(id) {}
 
   template <class F>
   Error act(F&& f);  // locks, acts on the connection, then gets the bytes moving
@@ -2984,7 +2988,7 @@ class Server {
 #endif
 
   ServerOptions opt_;
-  ConnectionOptions conn_options_;
+  std::shared_ptr<const ConnectionOptions> conn_options_;  // one copy for every session
   Handlers default_;
   std::vector<std::pair<std::string, Handlers>> routes_;
   std::function<void(const HttpRequest&, HttpResponse&)> on_handshake_, on_http_;
@@ -3022,7 +3026,7 @@ Error Session::act(F&& f) {
 
 inline Error Server::run() {
   if (!listener_) return Error(Errc::socket_error, "call listen() before run()");
-  conn_options_ = connection_options();
+  conn_options_ = std::make_shared<const ConnectionOptions>(connection_options());
 #if defined(WEBSOCKET_USE_POLL)
   return run_poll();
 #else
