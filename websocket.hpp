@@ -906,7 +906,12 @@ inline void append_fields(std::string& out, const HttpHeaders& h) {
 }  // namespace detail
 
 inline std::string serialize(const HttpRequest& r) {
-  std::string out = r.method + " " + r.target + " HTTP/1." + std::to_string(r.minor_version) + "\r\n";
+  std::string out = r.method;
+  out += ' ';
+  out += r.target;
+  out += " HTTP/1.";
+  out += std::to_string(r.minor_version);
+  out += "\r\n";
   detail::append_fields(out, r);
   out += "\r\n";
   return out;
@@ -1011,10 +1016,13 @@ inline HttpResponse error_response(int status, const char* body) {
   return r;
 }
 
-// RFC 6455 §4.1: the key is a base64-encoded 16-byte nonce.
+// RFC 6455 §4.1: the key is a base64-encoded 16-byte nonce: 22 digits, the last with its 4
+// unused bits zero, then "==" (what base64_decode() accepts as 16 bytes, without decoding).
 inline bool valid_client_key(std::string_view key) {
-  std::string raw;
-  return key.size() == 24 && base64_decode(key, raw) && raw.size() == 16;
+  if (key.size() != 24 || key[22] != '=' || key[23] != '=') return false;
+  for (std::size_t i = 0; i < 22; ++i)
+    if (base64_value(key[i]) < 0) return false;
+  return (base64_value(key[21]) & 15) == 0;
 }
 }  // namespace detail
 
@@ -1073,8 +1081,10 @@ struct Url {
 
   // The Host header: the port only when it is not the default (RFC 7230 §5.4).
   std::string host_header() const {
-    std::string h = ipv6_literal ? "[" + host + "]" : host;
-    if (port != (secure ? 443 : 80)) h += ":" + std::to_string(port);
+    std::string h = ipv6_literal ? "[" : "";
+    h += host;
+    if (ipv6_literal) h += ']';
+    if (port != (secure ? 443 : 80)) h += ':' + std::to_string(port);
     return h;
   }
 };
@@ -1137,7 +1147,8 @@ inline Error parse_url(std::string_view s, Url& url) {
     url.port = static_cast<std::uint16_t>(n);
   }
   if (!detail::is_visible(rest)) return bad;
-  url.resource = rest.empty() ? "/" : (rest[0] == '?' ? "/" + std::string(rest) : std::string(rest));
+  url.resource = rest.empty() || rest[0] == '?' ? "/" : "";  // "ws://h" and "ws://h?q" get a '/'
+  url.resource += rest;
   return {};
 }
 
@@ -1190,10 +1201,12 @@ inline Error check_handshake_response(const HttpResponse& r, std::string_view ke
     return failed("server response lacks \"Connection: Upgrade\"");
   if (detail::trim(r.get("Sec-WebSocket-Accept")) != accept_key(key))
     return failed("server sent a wrong Sec-WebSocket-Accept");
-  // We offer no extension, so any extension in the answer was not offered.
-  std::vector<Extension> extensions;
-  if (!parse_extensions(r.get("Sec-WebSocket-Extensions"), extensions) || !extensions.empty())
-    return failed("server chose an extension that was not offered");
+  // We offer no extension, so any extension in the answer (any non-empty list element, well
+  // formed or not) was not offered.
+  bool extension = false;
+  detail::for_each_list_item(r.get("Sec-WebSocket-Extensions"),
+                             [&](std::string_view) { extension = true; });
+  if (extension) return failed("server chose an extension that was not offered");
   if (const std::string* p = r.find("Sec-WebSocket-Protocol")) {
     std::string_view chosen = detail::trim(*p);
     bool was_offered = false;
@@ -1388,7 +1401,8 @@ class Connection {
       : Connection(role, std::make_shared<const ConnectionOptions>(std::move(options))) {}
   // Connections with the same options (a server's) can share one copy.
   Connection(Role role, std::shared_ptr<const ConnectionOptions> options)
-      : role_(role), opt_(std::move(options)) {}
+      : Connection(role, std::move(options),
+                   role == Role::server ? &Connection::receive_request : &Connection::receive_response) {}
 
   // ---- opening handshake ----
 
@@ -1552,19 +1566,28 @@ class Connection {
   const ConnectionOptions& options() const { return *opt_; }
 
  private:
-  friend class Session;  // Session::send_valid(): text validated on arrival
   // ---- handshake ----
+
+  // Each side of the opening handshake is reached through a pointer set at construction.
+  // Client and Session name their side, not the role, so a program that is only a client (or
+  // only a server) does not link the other side's parser, checks and serializer. (Session
+  // also sends text it knows is valid: Session::send_valid.)
+  friend class Client;
+  friend class Session;
+  using ReceiveHandshake = std::size_t (Connection::*)(std::uint8_t*, std::size_t);
+  Connection(Role role, std::shared_ptr<const ConnectionOptions> options, ReceiveHandshake handshake)
+      : role_(role), opt_(std::move(options)), receive_handshake_(handshake) {}
 
   template <class OnEvent>
   std::size_t receive_handshake(std::uint8_t* p, std::size_t size, OnEvent& on_event) {
-    if (!parser_) parser_.reset(new Parsers{RequestParser(opt_->limits.http), ResponseParser(opt_->limits.http)});
-    return role_ == Role::server ? receive_request(p, size, on_event)
-                                 : receive_response(p, size, on_event);
+    std::size_t used = (this->*receive_handshake_)(p, size);
+    if (state_ == State::open) emit(on_event, EventType::open, subprotocol_);
+    return used;
   }
 
-  template <class OnEvent>
-  std::size_t receive_request(std::uint8_t* p, std::size_t size, OnEvent& on_event) {
-    RequestParser& parser = parser_->request;
+  std::size_t receive_request(std::uint8_t* p, std::size_t size) {
+    if (!request_parser_) request_parser_.reset(new RequestParser(opt_->limits.http));
+    RequestParser& parser = *request_parser_;
     std::size_t used = parser.feed(p, size);
     if (parser.failed()) {
       int status = parser.error_status();
@@ -1590,33 +1613,33 @@ class Connection {
     if (answer.status != 101)
       return end_handshake(Error(Errc::handshake_rejected, "request was not accepted as a WebSocket upgrade"), size);
     subprotocol_ = answer.get("Sec-WebSocket-Protocol");
-    open(on_event);
+    open();
     return used;
   }
 
-  template <class OnEvent>
-  std::size_t receive_response(std::uint8_t* p, std::size_t size, OnEvent& on_event) {
-    ResponseParser& parser = parser_->response;
+  std::size_t receive_response(std::uint8_t* p, std::size_t size) {
+    if (!response_parser_) response_parser_.reset(new ResponseParser(opt_->limits.http));
+    ResponseParser& parser = *response_parser_;
     std::size_t used = parser.feed(p, size);
     if (parser.failed()) return end_handshake(parser.error(), size);
     if (!parser.complete()) return used;
     if (Error e = check_handshake_response(parser.message(), key_, opt_->subprotocols, subprotocol_))
       return end_handshake(e, size);
-    open(on_event);
+    open();
     return used;
   }
 
-  template <class OnEvent>
-  void open(OnEvent& on_event) {
-    parser_.reset();
+  void open() {  // receive_handshake() then emits the open event
+    request_parser_.reset();
+    response_parser_.reset();
     key_.clear();
     state_ = State::open;
-    emit(on_event, EventType::open, subprotocol_);
   }
 
   std::size_t end_handshake(const Error& e, std::size_t size) {
     error_ = e;  // before the reset: `e` may be the parser's own error
-    parser_.reset();
+    request_parser_.reset();
+    response_parser_.reset();
     state_ = State::closed;
     return size;
   }
@@ -1890,16 +1913,13 @@ class Connection {
     return true;
   }
 
-  struct Parsers {
-    RequestParser request;
-    ResponseParser response;
-  };
-
   Role role_;
   State state_ = State::handshake;
   std::shared_ptr<const ConnectionOptions> opt_;
   Error error_;
-  std::unique_ptr<Parsers> parser_;  // only during the opening handshake
+  ReceiveHandshake receive_handshake_;
+  std::unique_ptr<RequestParser> request_parser_;  // only during the opening handshake
+  std::unique_ptr<ResponseParser> response_parser_;
   std::string key_;                   // client: our Sec-WebSocket-Key, until the answer
   std::string subprotocol_;
   HttpRequest request_;
@@ -2342,27 +2362,29 @@ class Client {
     Url u;
     if (Error e = parse_url(url, u)) return e;
     if (u.secure) return Error(Errc::bad_url, "wss:// needs a TLS transport, which is not built in yet");
-    opt_ = options;
+    send_timeout_ms_ = options.send_timeout_ms;
+    close_timeout_ms_ = options.close_timeout_ms;
     inbox_.clear();
     opened_ = false;
     linger_deadline_ = -1;
     close_code_ = close_code::abnormal;
     close_reason_.clear();
-    std::int64_t deadline = net::now_ms() + opt_.connect_timeout_ms;
+    std::int64_t deadline = net::now_ms() + options.connect_timeout_ms;
     socket_.close();
     conn_.reset();
-    if (Error e = net::connect(u.host, u.port, opt_.connect_timeout_ms, socket_)) return e;
+    if (Error e = net::connect(u.host, u.port, options.connect_timeout_ms, socket_)) return e;
 #if defined(WEBSOCKET_USE_BLOCKING)
     socket_.set_nonblocking(false);
     // Without it a send to a server that reads nothing blocks forever; pump() sets the
     // receive timeout before each read.
-    socket_.set_timeout(SO_SNDTIMEO, opt_.send_timeout_ms);
+    socket_.set_timeout(SO_SNDTIMEO, send_timeout_ms_);
 #endif
     ConnectionOptions co;
-    co.limits = opt_.limits;
-    co.subprotocols = opt_.subprotocols;
-    co.headers = opt_.headers;
-    conn_.reset(new Connection(Role::client, std::move(co)));
+    co.limits = options.limits;
+    co.subprotocols = options.subprotocols;
+    co.headers = options.headers;
+    conn_.reset(new Connection(Role::client, std::make_shared<const ConnectionOptions>(std::move(co)),
+                               &Connection::receive_response));
     if (Error e = conn_->start_client(u)) return e;
     if (Error e = flush()) return e;
     while (conn_->state() == Connection::State::handshake) {
@@ -2401,7 +2423,7 @@ class Client {
       // §7.1.1), and it is waited for at most ClientOptions::close_timeout_ms, whatever
       // timeout_ms says: a server that never closes must not hold us forever.
       if (conn_->state() == Connection::State::closed) {
-        if (linger_deadline_ < 0) linger_deadline_ = net::now_ms() + opt_.close_timeout_ms;
+        if (linger_deadline_ < 0) linger_deadline_ = net::now_ms() + close_timeout_ms_;
         if (until < 0 || linger_deadline_ < until) until = linger_deadline_;
       }
       if (Error e = pump(until, false, true)) {
@@ -2421,7 +2443,7 @@ class Client {
   Error close(std::uint16_t code = close_code::normal, std::string_view reason = {}) {
     if (!conn_ || !socket_) return Error(Errc::closed, "the connection is closed");
     if (Error e = conn_->close(code, reason)) return e;
-    std::int64_t deadline = net::now_ms() + opt_.close_timeout_ms;
+    std::int64_t deadline = net::now_ms() + close_timeout_ms_;
     if (!detail::flush(socket_, *conn_)) return lost();
     // pump() writes only after a read, and the server sends nothing before our close frame
     // arrives: when the socket did not take all of it at once, write the rest here.
@@ -2448,7 +2470,7 @@ class Client {
   Error sent(Error e) { return e ? e : flush(); }
 
   Error flush() {
-    std::int64_t deadline = net::now_ms() + opt_.send_timeout_ms;
+    std::int64_t deadline = net::now_ms() + send_timeout_ms_;
     while (socket_ && conn_->buffered_amount() > 0) {
       if (!detail::flush(socket_, *conn_)) return lost();
       if (conn_->buffered_amount() == 0) break;
@@ -2482,15 +2504,15 @@ class Client {
     (void)want_write;
     socket_.set_timeout(SO_RCVTIMEO, wait < 0 ? 0 : (wait == 0 ? 1 : wait));
 #endif
-    buf_.resize(detail::kReadSize);
-    long n = socket_.recv(buf_.data(), buf_.size());
+    if (!buf_) buf_.reset(new std::uint8_t[detail::kReadSize]);
+    long n = socket_.recv(buf_.get(), detail::kReadSize);
     if (n == net::kWouldBlock) return deadline >= 0 && net::now_ms() >= deadline ? Error(Errc::timeout, "timed out") : Error();
     auto on_event = [this](const Event& e) { take(e); };
     if (n <= 0) {
       conn_->receive_eof(on_event);
       return lost();
     }
-    conn_->receive(buf_.data(), static_cast<std::size_t>(n), on_event);
+    conn_->receive(buf_.get(), static_cast<std::size_t>(n), on_event);
     if (!detail::flush(socket_, *conn_)) return lost();
     if (!opened_ && conn_->state() == Connection::State::closed) return lost();  // handshake failed
     return {};
@@ -2516,9 +2538,9 @@ class Client {
 
   net::Socket socket_;
   std::unique_ptr<Connection> conn_;
-  ClientOptions opt_;
+  int send_timeout_ms_ = 0, close_timeout_ms_ = 0;  // connect() copies them from ClientOptions
   std::vector<Message> inbox_;
-  std::vector<std::uint8_t> buf_;
+  std::unique_ptr<std::uint8_t[]> buf_;  // kReadSize bytes, once a read needs them
   std::uint16_t close_code_ = close_code::abnormal;
   std::string close_reason_;
   bool opened_ = false;  // the opening handshake of the last connect() succeeded
@@ -2615,7 +2637,10 @@ class Session : public std::enable_shared_from_this<Session> {
  private:
   friend class Server;
   Session(Server& server, net::Socket socket, std::shared_ptr<const ConnectionOptions> options, std::uint64_t id)
-      : server_(server), socket_(std::move(socket)), conn_(Role::server, std::move(options)), id_(id) {}
+      : server_(server),
+        socket_(std::move(socket)),
+        conn_(Role::server, std::move(options), &Connection::receive_request),
+        id_(id) {}
 
   template <class F>
   Error act(F&& f);  // locks, acts on the connection, then gets the bytes moving

@@ -3,7 +3,12 @@
 #
 #   - stripped -Os size of tests/size/min_client.cpp (connect, send, receive, close) and
 #     tests/size/min_server.cpp (echo server), x86_64 and armhf, each driver, against an empty
-#     `int main() {}` built the same way (the part the library adds is the difference);
+#     `int main() {}` built the same way (the part the library adds is the difference): the
+#     file size, and what size(1) counts (text + data, the bytes that are loaded). The file
+#     also holds the zeros that page-align its segments: on x86_64, where ld defaults to
+#     -z separate-code, up to 4 KiB before the code, after it and before the data (an empty
+#     program is 14 KB, 10 KB of it zeros), so its size moves in 4 KiB steps, whereas
+#     size(1) moves with the code;
 #   - the biggest functions of the x86_64 client and server (what costs the most);
 #   - compile time at -O0 of a TU that only includes the header, against a TU that includes
 #     only the standard and OS headers the header itself includes (best of 5 each).
@@ -19,12 +24,15 @@ echo "==== make size: $(date -u +%Y-%m-%d), $(uname -m), $(nproc) cores, $(g++ -
 
 printf 'int main() { return 0; }\n' >"$out/empty.cpp"
 sz() { stat -c %s "$1"; }
+loaded() { "$size" "$1" | awk 'NR == 2 { print $1 + $2 }'; }  # size(1) text + data
 
-printf '\n%-8s %-9s %12s %12s %12s %12s\n' target driver empty client server "(bytes, -Os, stripped)"
+printf '\n%-8s %-9s %8s %8s %8s   %8s %8s %8s\n' '' '' '' file '' '' 'size(1)' ''
+printf '%-8s %-9s %8s %8s %8s   %8s %8s %8s   %s\n' target driver empty client server empty client server \
+    "(bytes, -Os, stripped)"
 for target in x86_64 armhf; do
     case $target in
-    x86_64) cxx=g++ strip=strip ;;
-    armhf) cxx=arm-linux-gnueabihf-g++ strip=arm-linux-gnueabihf-strip ;;
+    x86_64) cxx=g++ strip=strip size=size ;;
+    armhf) cxx=arm-linux-gnueabihf-g++ strip=arm-linux-gnueabihf-strip size=arm-linux-gnueabihf-size ;;
     esac
     command -v "$cxx" >/dev/null || { echo "$target: $cxx not installed"; continue; }
     for driver in poll blocking; do
@@ -36,10 +44,12 @@ for target in x86_64 armhf; do
             "$cxx" "${flags[@]}" -o "$out/$p-$target-$driver" "$src" || continue
             "$strip" -o "$out/$p-$target-$driver.stripped" "$out/$p-$target-$driver"
         done
-        printf '%-8s %-9s %12s %12s %12s\n' "$target" "$driver" \
-            "$(sz "$out/empty-$target-$driver.stripped")" \
-            "$(sz "$out/min_client-$target-$driver.stripped")" \
-            "$(sz "$out/min_server-$target-$driver.stripped")"
+        files=() loads=()
+        for p in empty min_client min_server; do
+            files+=("$(sz "$out/$p-$target-$driver.stripped")")
+            loads+=("$(loaded "$out/$p-$target-$driver.stripped")")
+        done
+        printf '%-8s %-9s %8s %8s %8s   %8s %8s %8s\n' "$target" "$driver" "${files[@]}" "${loads[@]}"
     done
 done
 
@@ -50,15 +60,20 @@ for p in min_client min_server; do
     nm -t d --size-sort --reverse-sort -C "$out/$p-x86_64-poll" | awk '$2 ~ /[tTwW]/' | head -n 12 |
         while read -r size _ name; do printf "%8d  %.110s\n" "$((10#$size))" "$name"; done
     # Grouped by the header's layers, by symbol name.
-    nm -t d --size-sort -C "$out/$p-x86_64-poll" | awk '$2 ~ /[tTwWrR]/ {
+    nm -t d --size-sort -C "$out/$p-x86_64-poll" | awk '$2 ~ /[tTwWrRuV]/ {  # u: unique globals (kUtf8Dfa)
         n = $1 + 0; $1 = $2 = ""; s = $0
-        if (s ~ /ws::Server|ws::Session|Dispatch/) g = "Server, Session (sec. 6)"
+        # By the function itself, not its template arguments: Connection::take_data<lambda in
+        # Client::pump> is Connection code; its receive_request/receive_response are sec. 1.
+        if (s ~ /^ *([a-z ]+ )?ws::Connection::receive_(request|response)/) g = "HTTP upgrade (sec. 1)"
+        else if (s ~ /^ *([a-z ]+ )?ws::Connection::/) g = "Connection (sec. 3)"
+        else if (s ~ /ws::Server|ws::Session|Dispatch/) g = "Server, Session (sec. 6)"
         else if (s ~ /ws::Client/) g = "Client (sec. 6)"
         else if (s ~ /ws::net::/) g = "sockets (sec. 4)"
-        else if (s ~ /Http|http|parse_url|handshake|serialize|Url/) g = "HTTP upgrade (sec. 1)"
+        else if (s ~ /Http|http|parse_url|handshake|serialize|Url|Extension|extensions/) g = "HTTP upgrade (sec. 1)"
         else if (s ~ /ws::Connection/) g = "Connection (sec. 3)"
         else if (s ~ /Sha1|sha1|base64|Utf8|accept_key|random_bytes/) g = "primitives (sec. 0)"
         else if (s ~ /ws::/) g = "other ws::"
+        else if (s ~ /^ *main$/) g = "main (and what -Os inlined into it)"
         else g = "std:: and runtime"
         t[g] += n } END { for (g in t) printf "%8d  %s\n", t[g], g }' | sort -rn
 done

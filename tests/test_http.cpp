@@ -872,6 +872,31 @@ TEST_CASE("handshake server: missing or wrong Sec-WebSocket-Version gets 426 wit
   }
 }
 
+// valid_client_key() checks the key's form without decoding it: it must agree with "decodes to
+// exactly 16 bytes" on every string, here 24-character strings near the valid form.
+TEST_CASE("handshake server: the key check agrees with base64_decode() giving 16 bytes") {
+  std::mt19937 rng(24);
+  const std::string alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=- .";
+  std::size_t valid = 0, mismatches = 0;
+  std::string first_bad;
+  for (int iter = 0; iter < 200000; ++iter) {
+    unsigned char nonce[16];
+    for (unsigned char& b : nonce) b = static_cast<unsigned char>(rng());
+    std::string k = ws::base64_encode(nonce, 16);
+    const int changes = static_cast<int>(rng() % 3);  // 0: as encoded; else 1-2 characters changed
+    for (int c = 0; c < changes; ++c) k[rng() % k.size()] = alphabet[rng() % alphabet.size()];
+    if (rng() % 16 == 0) k.resize(rng() % 30, 'A');
+    std::string raw;
+    const bool expected = ws::base64_decode(k, raw) && raw.size() == 16;
+    valid += expected;
+    if (ws::detail::valid_client_key(k) != expected && mismatches++ == 0) first_bad = k;
+  }
+  CAPTURE(first_bad);
+  CHECK(mismatches == 0);
+  CHECK(valid > 60000);
+  CHECK(valid < 190000);
+}
+
 TEST_CASE("handshake server: bad Sec-WebSocket-Key gets 400") {
   const std::string key15 = ws::base64_encode("0123456789abcde", 15);
   const std::string key17 = ws::base64_encode("0123456789abcdefg", 17);
