@@ -73,7 +73,7 @@ build() {
   shift 2
   if [ -x "$out" ] && [ "$out" -nt "$src" ] && [ "$out" -nt websocket.hpp ]; then return 0; fi
   log "building $out"
-  "$CXX" -std=c++17 -O2 "$@" -o "$out.tmp" "$src" && mv "$out.tmp" "$out"
+  "$CXX" -std=c++17 -O2 "$src" "$@" -o "$out.tmp" && mv "$out.tmp" "$out"  # libraries after the source
 }
 W="-Wall -Wextra"
 build $B/loadgen bench/loadgen.cpp $W &
