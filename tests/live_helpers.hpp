@@ -12,8 +12,12 @@
 
 #include "../websocket.hpp"
 
+#if defined(_WIN32)
+#include <psapi.h>  // after websocket.hpp's <windows.h>; K32GetProcessMemoryInfo is in kernel32
+#else
 #include <dirent.h>
 #include <unistd.h>
+#endif
 
 #include <atomic>
 #include <chrono>
@@ -129,24 +133,44 @@ struct Watch {
 
 // ---- process resources --------------------------------------------------------------------
 
+// Open descriptors. Windows has no fd table the library fills: its kernel objects are sockets
+// (and thread handles), and GetProcessHandleCount is a stub under Wine (always 0). So there
+// this counts the process's open sockets: handle values are multiples of 4, allocated low
+// first, and getsockopt succeeds only on a socket.
 inline int open_fds() {
   int n = 0;
+#if defined(_WIN32)
+  for (std::uintptr_t h = 4; h < (std::uintptr_t{1} << 20); h += 4) {
+    int type = 0;
+    int len = sizeof type;
+    if (getsockopt(static_cast<SOCKET>(h), SOL_SOCKET, SO_TYPE, reinterpret_cast<char*>(&type), &len) == 0) ++n;
+  }
+#else
   if (DIR* d = opendir("/proc/self/fd")) {
     while (dirent* e = readdir(d))
       if (e->d_name[0] != '.') ++n;
     closedir(d);
     --n;  // the DIR's own descriptor
   }
+#endif
   return n;
 }
 
+// Resident set size (Windows: the working set).
 inline std::size_t rss_bytes() {
+#if defined(_WIN32)
+  PROCESS_MEMORY_COUNTERS pmc{};
+  pmc.cb = sizeof pmc;
+  if (!K32GetProcessMemoryInfo(GetCurrentProcess(), &pmc, sizeof pmc)) return 0;
+  return pmc.WorkingSetSize;
+#else
   long pages = 0, resident = 0;
   if (FILE* f = std::fopen("/proc/self/statm", "r")) {
     if (std::fscanf(f, "%ld %ld", &pages, &resident) != 2) resident = 0;
     std::fclose(f);
   }
   return static_cast<std::size_t>(resident) * static_cast<std::size_t>(sysconf(_SC_PAGESIZE));
+#endif
 }
 
 // ---- a server on its own thread -------------------------------------------------------------
@@ -399,7 +423,7 @@ class RawPeer {
     linger l{};
     l.l_onoff = 1;
     l.l_linger = 0;
-    setsockopt(sock.handle(), SOL_SOCKET, SO_LINGER, &l, sizeof l);
+    setsockopt(sock.handle(), SOL_SOCKET, SO_LINGER, reinterpret_cast<const char*>(&l), sizeof l);
     sock.close();
   }
 
