@@ -13,7 +13,7 @@
 #   - "full" combinations: every tests/test_*.cpp as well (-fsyntax-only).
 # The suite itself runs for libc++ and for -Os in the Makefile (matrix-run).
 # Env: JOBS (parallel combinations, default 2), BUILD, MATRIX_FULL=0: the "full" combinations
-# skip the suites too (make check's portability step: its runs compile them elsewhere).
+# skip the suites too (make portability PORT_QUICK=1: other runs compile them).
 set -uo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
