@@ -46,7 +46,7 @@ RES := $(BUILD)/results
 help:
 	@echo 'make demo      build the examples, run echo_server and wscat talking'
 	@echo 'make test      build + run tests/test_*.cpp (CXX=$(CXX) STD=$(STD) OPT="$(OPT)") in $(BUILD)/$(VARIANT)/'
-	@echo 'make check     full CI suite: gcc/clang, C++17/20, -fno-exceptions, ASan+UBSan, meson, install'
+	@echo 'make check     full CI suite: gcc/clang, C++17/20, -fno-exceptions, ASan+UBSan, meson, install, portability'
 	@echo 'make install   PREFIX=$(PREFIX) [DESTDIR=]: header + pkg-config file   (make uninstall)'
 	@echo 'make bench     build + run bench/bench_*.cpp (-O2), then bench/run.sh (~15 min)'
 	@echo 'make bench-peers  only bench/run.sh: echo_server vs raw TCP, Beast, websocketpp, lws, Node ws (BENCH_QUICK=1: ~2 min)'
@@ -55,6 +55,7 @@ help:
 	@echo 'make test-arm  the suites built for 32-bit ARM (armhf), run under qemu-arm'
 	@echo 'make test-be   the suites built for big-endian s390x, run under qemu-s390x'
 	@echo 'make matrix    g++/clang++ x libstdc++/libc++ x C++17/20/23 x -fno-exceptions/-Os compile checks'
+	@echo 'make portability  the four above in one (make check'"'"'s step); PORT_QUICK=1: arm/s390x poll only, meson-windows test_platform only, no C++23 suites'
 	@echo 'make size      footprint: stripped -Os client/server sizes (x86_64, armhf), compile time'
 	@echo 'make clean     rm -rf $(BUILD)'
 
@@ -119,6 +120,7 @@ check:
 	@bash tests/ci-checks.sh meson $(BUILD)/meson $(RES)/meson || true
 	@bash tests/ci-checks.sh install $(RES)/install || true
 	@bash tests/ci-checks.sh subproject $(RES)/subproject || true
+	+@$(MAKE) portability-run PORTRES=$(RES) || true
 	@echo "==== make check: all variants"
 	@set --; for f in $(RES)/*; do set -- "$$@" -r "$$f"; done; bash tests/summarize.sh "$$@"
 
@@ -204,7 +206,8 @@ fuzz:
 # Cross builds run under an emulator (tests/platform.sh): Windows (MinGW-w64, Winsock) under
 # Wine, 32-bit ARM (32-bit size_t) and big-endian s390x under qemu-user. Every suite once per
 # driver, and the examples built for the platform talking to the native ones over loopback.
-.PHONY: test-windows test-arm test-be platform xvariant xbins matrix matrix-run size
+.PHONY: test-windows test-arm test-be platform xvariant xbins matrix matrix-run size portability \
+        portability-run
 WIN_CXX ?= x86_64-w64-mingw32-g++-posix
 ARM_CXX ?= arm-linux-gnueabihf-g++
 BE_CXX  ?= s390x-linux-gnu-g++
@@ -238,17 +241,20 @@ test-windows test-arm test-be:
 	+@$(MAKE) platform PLATFORM=$(PLATFORM) PRES=$(BUILD)/results-$(PLATFORM)
 	@set --; for f in $(BUILD)/results-$(PLATFORM)/*; do set -- "$$@" -r "$$f"; done; bash tests/summarize.sh "$$@"
 
-# One platform: both drivers, loopback, meson (Windows); result lines in $(PRES)/.
+# One platform: each driver of XDRIVERS, loopback, meson (Windows; XMESON_TESTS: only these
+# tests, default all); result lines in $(PRES)/.
+XDRIVERS     ?= poll blocking
+XMESON_TESTS ?=
 platform:
 	@mkdir -p $(XINC) && ln -sfn $(DOCTEST_DIR) $(XINC)/doctest
-	+@$(MAKE) xvariant VARIANT=$(PLATFORM)-poll RESULTS=$(PRES)/$(PLATFORM)-poll OPT='$(XOPT)' || true
-	+@$(MAKE) xvariant VARIANT=$(PLATFORM)-blocking RESULTS=$(PRES)/$(PLATFORM)-blocking OPT='$(XOPT)' \
-	    XFLAGS='$(XFLAGS) -DWEBSOCKET_USE_BLOCKING' TEST_SRCS='$(XBLOCKING_TESTS)' || true
+	$(if $(filter poll,$(XDRIVERS)),+@$(MAKE) xvariant VARIANT=$(PLATFORM)-poll RESULTS=$(PRES)/$(PLATFORM)-poll OPT='$(XOPT)' || true)
+	$(if $(filter blocking,$(XDRIVERS)),+@$(MAKE) xvariant VARIANT=$(PLATFORM)-blocking RESULTS=$(PRES)/$(PLATFORM)-blocking OPT='$(XOPT)' \
+	    XFLAGS='$(XFLAGS) -DWEBSOCKET_USE_BLOCKING' TEST_SRCS='$(XBLOCKING_TESTS)' || true)
 	+@$(MAKE) examples || true
-	@for d in poll blocking; do \
+	@for d in $(XDRIVERS); do \
 	    BUILD=$(BUILD) bash tests/platform.sh loopback $(PLATFORM) $(BUILD)/$(PLATFORM)-$$d $(PRES)/$(PLATFORM)-$$d-loopback; \
 	done || true
-	@if [ $(PLATFORM) = windows ]; then BUILD=$(BUILD) bash tests/platform.sh meson windows $(BUILD)/meson-windows $(PRES)/meson-windows || true; fi
+	@if [ $(PLATFORM) = windows ]; then BUILD=$(BUILD) MESON_TESTS='$(XMESON_TESTS)' bash tests/platform.sh meson windows $(BUILD)/meson-windows $(PRES)/meson-windows || true; fi
 	@BUILD=$(BUILD) bash tests/platform.sh stop $(PLATFORM)
 
 xvariant:
@@ -279,6 +285,29 @@ matrix:
 matrix-run:
 	@BUILD=$(BUILD) bash tests/matrix.sh $(MRES)/matrix || true
 	+@$(MAKE) variant VARIANT=clang-libc++-c++20-Os-poll RESULTS=$(MRES)/clang-libc++-c++20-Os-poll CXX=clang++ STD=c++20 OPT=-Os XFLAGS='-stdlib=libc++ -Wsign-conversion' || true
+
+# `make check`'s portability step: test-windows, test-arm, test-be and matrix in one, every run
+# of each, result lines in $(PORTRES)/ (~8.5 min on 2 cores). PORT_QUICK=1 takes the cheapest
+# cuts (~6 min), should CI time need them:
+#   - arm and s390x: the poll driver only (the blocking driver's own code is the same POSIX
+#     code that runs natively under every sanitizer; the byte order and 32-bit size_t are in
+#     the Connection code both drivers share, which the poll runs cover);
+#   - Windows: both drivers (Winsock is where the drivers differ), but the meson cross build
+#     builds and runs test_platform only (the suites already ran under Wine from the make build);
+#   - matrix: the "full" combinations (C++23) compile the header and the examples, not the suites.
+PORTRES    ?= $(BUILD)/results-portability
+PORT_QUICK ?=
+portability:
+	@bash tests/deps.sh doctest build clang windows arm be libcxx
+	@rm -rf $(PORTRES) && mkdir -p $(PORTRES)
+	+@$(MAKE) portability-run
+	@set --; for f in $(PORTRES)/*; do set -- "$$@" -r "$$f"; done; bash tests/summarize.sh "$$@"
+
+portability-run:
+	+@$(MAKE) platform PLATFORM=windows PRES=$(PORTRES) $(if $(filter 1,$(PORT_QUICK)),XMESON_TESTS=test_platform) || true
+	+@$(MAKE) platform PLATFORM=arm PRES=$(PORTRES) $(if $(filter 1,$(PORT_QUICK)),XDRIVERS=poll) || true
+	+@$(MAKE) platform PLATFORM=be PRES=$(PORTRES) $(if $(filter 1,$(PORT_QUICK)),XDRIVERS=poll) || true
+	+@$(if $(filter 1,$(PORT_QUICK)),MATRIX_FULL=0) $(MAKE) matrix-run MRES=$(PORTRES) || true
 
 # Footprint: stripped -Os sizes of a minimal client and echo server (x86_64, armhf) and the
 # compile time of a TU that includes the header (tests/size.sh; numbers in README.md).

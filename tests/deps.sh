@@ -40,8 +40,10 @@ for what in "$@"; do
         be)         want='g++-s390x-linux-gnu qemu-user' ;;
         libcxx)     want='clang libc++-14-dev libc++abi-14-dev' ;;
         cross)      want='g++-mingw-w64-x86-64-posix wine64 wine g++-arm-linux-gnueabihf g++-s390x-linux-gnu qemu-user libc++-14-dev libc++abi-14-dev' ;;
-        # `make check` (CI); the cross groups are installed by their own targets.
-        all)        want='doctest-dev g++ make pkg-config meson ninja-build clang libclang-rt-14-dev' ;;
+        # `make check` (CI), with its portability step: the cross and libc++ groups too.
+        all)        want='doctest-dev g++ make pkg-config meson ninja-build clang libclang-rt-14-dev
+                          g++-mingw-w64-x86-64-posix wine64 wine g++-arm-linux-gnueabihf
+                          g++-s390x-linux-gnu qemu-user libc++-14-dev libc++abi-14-dev' ;;
         *) echo "deps.sh: unknown group '$what' (doctest build meson clang pkg-config windows arm be libcxx cross all)" >&2; exit 2 ;;
     esac
     for p in $want; do

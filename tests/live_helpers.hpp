@@ -1,5 +1,6 @@
-// Helpers for the live tests (test_hostile.cpp, test_conformance.cpp): a ws::Server on its own
-// thread, a raw TCP peer that can misbehave on purpose, a watchdog, fd and RSS counters.
+// Helpers for the live tests (test_hostile.cpp, test_conformance.cpp; test_net.cpp takes the
+// basics): a ws::Server on its own thread, a raw TCP peer that can misbehave on purpose, a
+// watchdog, fd and RSS counters (on Windows: open sockets and the working set).
 //
 // Every wait is bounded. The server binds 127.0.0.1 port 0. The same code runs under both
 // drivers (the Makefile builds each suite once per driver) and under the sanitizers.
@@ -12,8 +13,12 @@
 
 #include "../websocket.hpp"
 
+#if defined(_WIN32)
+#include <psapi.h>  // after websocket.hpp's <windows.h>; K32GetProcessMemoryInfo is in kernel32
+#else
 #include <dirent.h>
 #include <unistd.h>
+#endif
 
 #include <atomic>
 #include <chrono>
@@ -74,7 +79,7 @@ bool eventually(F&& done, int timeout_ms = 5000) {
   return true;
 }
 
-// ---- watchdog: a test case running longer than its limit aborts the run, naming it ---------
+// ---- watchdog: a test case running longer than its limit ends the run (exit 3), naming it --
 
 class Watchdog {
  public:
@@ -85,6 +90,7 @@ class Watchdog {
   void arm(const char* name, int seconds) {
     std::lock_guard<std::mutex> g(mu_);
     name_ = name;
+    limit_s_ = seconds;
     deadline_ = now_ms() + seconds * 1000;
     cv_.notify_all();
   }
@@ -107,9 +113,12 @@ class Watchdog {
     std::unique_lock<std::mutex> lock(mu_);
     while (!quit_) {
       if (deadline_ >= 0 && now_ms() >= deadline_) {
-        std::fprintf(stderr, "\nwatchdog: \"%s\" still running after its limit: aborting\n", name_.c_str());
+        std::fprintf(stderr, "\nwatchdog: test case \"%s\" still running after %d s: exiting\n",
+                     name_.c_str(), limit_s_);
         std::fflush(stderr);
-        std::abort();
+        // Not abort(): doctest's SIGABRT handler, run on this thread while the test thread is
+        // mid-assert, can hang. _Exit runs no handlers; the missing summary marks the failure.
+        std::_Exit(3);
       }
       cv_.wait_for(lock, std::chrono::milliseconds(100));
     }
@@ -118,6 +127,7 @@ class Watchdog {
   std::condition_variable cv_;
   std::string name_;
   std::int64_t deadline_ = -1;
+  int limit_s_ = 0;
   bool quit_ = false;
   std::thread thread_;
 };
@@ -129,24 +139,45 @@ struct Watch {
 
 // ---- process resources --------------------------------------------------------------------
 
+// Open descriptors. Windows has no fd table the library fills: its kernel objects are sockets
+// (and thread handles), and GetProcessHandleCount is a stub under Wine (always 0). So there
+// this counts the process's open sockets: handle values are multiples of 4, allocated low
+// first, and getsockopt succeeds only on a socket.
 inline int open_fds() {
   int n = 0;
+#if defined(_WIN32)
+  for (std::uintptr_t h = 4; h < (std::uintptr_t{1} << 20); h += 4) {
+    int type = 0;
+    int len = sizeof type;
+    char* out = reinterpret_cast<char*>(&type);
+    if (getsockopt(static_cast<SOCKET>(h), SOL_SOCKET, SO_TYPE, out, &len) == 0) ++n;
+  }
+#else
   if (DIR* d = opendir("/proc/self/fd")) {
     while (dirent* e = readdir(d))
       if (e->d_name[0] != '.') ++n;
     closedir(d);
     --n;  // the DIR's own descriptor
   }
+#endif
   return n;
 }
 
+// Resident set size (Windows: the working set).
 inline std::size_t rss_bytes() {
+#if defined(_WIN32)
+  PROCESS_MEMORY_COUNTERS pmc{};
+  pmc.cb = sizeof pmc;
+  if (!K32GetProcessMemoryInfo(GetCurrentProcess(), &pmc, sizeof pmc)) return 0;
+  return pmc.WorkingSetSize;
+#else
   long pages = 0, resident = 0;
   if (FILE* f = std::fopen("/proc/self/statm", "r")) {
     if (std::fscanf(f, "%ld %ld", &pages, &resident) != 2) resident = 0;
     std::fclose(f);
   }
   return static_cast<std::size_t>(resident) * static_cast<std::size_t>(sysconf(_SC_PAGESIZE));
+#endif
 }
 
 // ---- a server on its own thread -------------------------------------------------------------
@@ -399,7 +430,7 @@ class RawPeer {
     linger l{};
     l.l_onoff = 1;
     l.l_linger = 0;
-    setsockopt(sock.handle(), SOL_SOCKET, SO_LINGER, &l, sizeof l);
+    setsockopt(sock.handle(), SOL_SOCKET, SO_LINGER, reinterpret_cast<const char*>(&l), sizeof l);
     sock.close();
   }
 

@@ -10,6 +10,7 @@
 #                       PLATFORM) against the native build/ ones over 127.0.0.1, both ways
 #   tests/platform.sh meson PLATFORM BUILDDIR RESULTS meson cross build (tests/cross/PLATFORM.ini)
 #                       and meson test, each test under the emulator, counted by summarize.sh
+#                       (env MESON_TESTS="test_a test_b": only those, built and run)
 #   tests/platform.sh wrap PREFIX RESULTS COMMAND...  meson test --wrapper: summarize COMMAND
 #   tests/platform.sh stop PLATFORM                   end the Wine server of our prefix
 #
@@ -188,9 +189,13 @@ meson)
     sed "s|@DIRNAME@|$root/tests/cross|g" "$root/tests/cross/$platform.ini" >"$builddir-include/cross.ini"
     meson setup --cross-file "$builddir-include/cross.ini" -Dcpp_args="-I$builddir-include" \
         "$builddir" "$root" || { record setup "(meson setup failed)"; exit 1; }
-    only=()
-    if ! meson compile -C "$builddir" --ninja-args=-k0; then
-        for t in $(meson test -C "$builddir" --no-rebuild --list 2>/dev/null); do
+    # MESON_TESTS: build and run only these tests (make check's portability step), else all.
+    read -ra want <<<"${MESON_TESTS:-}"
+    only=("${want[@]}")
+    if ! meson compile -C "$builddir" --ninja-args=-k0 "${want[@]}"; then
+        only=() list=("${want[@]}")
+        [ ${#list[@]} -gt 0 ] || mapfile -t list < <(meson test -C "$builddir" --no-rebuild --list 2>/dev/null)
+        for t in "${list[@]}"; do
             if [ -f "$builddir/$t.exe" ] || [ -f "$builddir/$t" ]; then only+=("$t"); else record "$t" "(not built)"; fi
         done
         [ ${#only[@]} -gt 0 ] || exit 1

@@ -10,11 +10,11 @@
 //     fails the suite, never hangs it;
 //   - a server runs on its own thread inside a TestServer, which stops and joins it when the
 //     test case ends, even on failure.
-// REQUIRE throws, which -fno-exceptions builds cannot: NET_REQUIRE checks, then returns.
+// REQUIRE throws, which -fno-exceptions builds cannot: LIVE_REQUIRE checks, then returns.
 #define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
 #include <doctest/doctest.h>
 
-#include "../websocket.hpp"
+#include "live_helpers.hpp"
 
 #include <atomic>
 #include <chrono>
@@ -33,21 +33,13 @@
 #include <utility>
 #include <vector>
 
-#define NET_REQUIRE(...)                                          \
-  do {                                                            \
-    const bool net_required_ = static_cast<bool>(__VA_ARGS__);    \
-    CHECK_MESSAGE(net_required_, "required: " #__VA_ARGS__);      \
-    if (!net_required_) return;                                   \
-  } while (0)
-
-
 namespace {
 
-#if defined(WEBSOCKET_USE_BLOCKING)
-constexpr bool kBlocking = true;
-#else
-constexpr bool kBlocking = false;
-#endif
+// The fixture shared with the live suites (tests/live_helpers.hpp).
+using live::eventually;  // polls `done` every 2 ms until it returns true or timeout_ms passed
+using live::kBlocking;
+using live::now_ms;
+using live::sleep_ms;
 
 // For messages (doctest prints an enum as its number).
 const char* errc_name(ws::Errc e) {
@@ -61,93 +53,29 @@ const char* errc_name(ws::Errc e) {
   return i < sizeof names / sizeof names[0] ? names[i] : "Errc(?)";
 }
 
-std::int64_t now_ms() { return ws::net::now_ms(); }
-void sleep_ms(int ms) { std::this_thread::sleep_for(std::chrono::milliseconds(ms)); }
-
-// Polls `done` every 2 ms until it returns true or timeout_ms passed.
-template <class F>
-bool eventually(F&& done, int timeout_ms = 5000) {
-  const std::int64_t deadline = now_ms() + timeout_ms;
-  while (!done()) {
-    if (now_ms() >= deadline) return done();
-    sleep_ms(2);
-  }
-  return true;
-}
-
-// ---- watchdog: a test case that runs too long aborts the run, naming the test -----------------
+// ---- watchdog: a test case that runs too long ends the run, naming the test ------------------
 
 constexpr int kTestCaseLimitS = 30;
 
-class Watchdog {
- public:
-  static Watchdog& instance() {
-    static Watchdog w;
-    return w;
-  }
-  void arm(const char* test_name) {
-    std::lock_guard<std::mutex> g(mutex_);
-    name_ = test_name;
-    deadline_ = std::chrono::steady_clock::now() + std::chrono::seconds(kTestCaseLimitS);
-    armed_ = true;
-    cv_.notify_all();
-  }
-  void disarm() {
-    std::lock_guard<std::mutex> g(mutex_);
-    armed_ = false;
-  }
-  ~Watchdog() {
-    {
-      std::lock_guard<std::mutex> g(mutex_);
-      quit_ = true;
-    }
-    cv_.notify_all();
-    if (thread_.joinable()) thread_.join();
-  }
-
- private:
-  Watchdog() : thread_([this] { watch(); }) {}
-  void watch() {
-    std::unique_lock<std::mutex> lock(mutex_);
-    while (!quit_) {
-      if (armed_ && std::chrono::steady_clock::now() >= deadline_) {
-        std::fprintf(stderr, "\nwatchdog: test case \"%s\" still running after %d s: exiting\n",
-                     name_.c_str(), kTestCaseLimitS);
-        std::fflush(stderr);
-        // Not abort(): doctest's SIGABRT handler, run on this thread while the test thread is
-        // mid-assert, can hang. _Exit runs no handlers; the missing summary marks the failure.
-        std::_Exit(3);
-      }
-      if (armed_)
-        cv_.wait_until(lock, deadline_);
-      else
-        cv_.wait(lock);
-    }
-  }
-
-  std::mutex mutex_;
-  std::condition_variable cv_;
-  std::string name_;
-  std::chrono::steady_clock::time_point deadline_{};
-  bool armed_ = false;
-  bool quit_ = false;
-  std::thread thread_;  // last: starts once the members above exist
-};
+// Arms live::Watchdog for every test case.
 
 struct WatchdogListener : doctest::IReporter {
   explicit WatchdogListener(const doctest::ContextOptions&) {}
   void report_query(const doctest::QueryData&) override {}
   void test_run_start() override {}
   void test_run_end(const doctest::TestRunStats&) override {}
-  void test_case_start(const doctest::TestCaseData& d) override { Watchdog::instance().arm(d.m_name); }
-  void test_case_reenter(const doctest::TestCaseData& d) override { Watchdog::instance().arm(d.m_name); }
-  void test_case_end(const doctest::CurrentTestCaseStats&) override { Watchdog::instance().disarm(); }
+  void test_case_start(const doctest::TestCaseData& d) override { arm(d); }
+  void test_case_reenter(const doctest::TestCaseData& d) override { arm(d); }
+  void test_case_end(const doctest::CurrentTestCaseStats&) override { live::Watchdog::instance().disarm(); }
   void test_case_exception(const doctest::TestCaseException&) override {}
   void subcase_start(const doctest::SubcaseSignature&) override {}
   void subcase_end() override {}
   void log_assert(const doctest::AssertData&) override {}
   void log_message(const doctest::MessageData&) override {}
   void test_case_skipped(const doctest::TestCaseData&) override {}
+  static void arm(const doctest::TestCaseData& d) {
+    live::Watchdog::instance().arm(d.m_name, kTestCaseLimitS);
+  }
 };
 REGISTER_LISTENER("net-watchdog", 1, WatchdogListener);
 
@@ -502,7 +430,7 @@ struct FakeServer {
 TEST_CASE("net: port 0 reports a real port") {
   ws::Server server(server_options());
   CHECK(server.port() == 0);
-  NET_REQUIRE(!server.listen(0, "127.0.0.1"));
+  LIVE_REQUIRE(!server.listen(0, "127.0.0.1"));
   const std::uint16_t port = server.port();
   CHECK(port != 0);
   // Something listens there: a raw TCP connect succeeds (the backlog accepts it, no run()).
@@ -511,7 +439,7 @@ TEST_CASE("net: port 0 reports a real port") {
 
   // A second server on port 0 gets another port.
   ws::Server other(server_options());
-  NET_REQUIRE(!other.listen(0, "127.0.0.1"));
+  LIVE_REQUIRE(!other.listen(0, "127.0.0.1"));
   CHECK(other.port() != 0);
   CHECK(other.port() != port);
 
@@ -523,9 +451,9 @@ TEST_CASE("net: port 0 reports a real port") {
 TEST_CASE("net: echo of text and binary at frame-length boundaries") {
   TestServer ts;
   echo_handler(ts.server);
-  NET_REQUIRE(ts.start());
+  LIVE_REQUIRE(ts.start());
   ws::Client c;
-  NET_REQUIRE(connect(c, ts.url()));
+  LIVE_REQUIRE(connect(c, ts.url()));
   CHECK(c.is_open());
   for (std::size_t n : {std::size_t{0}, std::size_t{1}, std::size_t{125}, std::size_t{126},
                         std::size_t{127}, std::size_t{65535}, std::size_t{65536}, std::size_t{65537}}) {
@@ -533,14 +461,14 @@ TEST_CASE("net: echo of text and binary at frame-length boundaries") {
     const std::string text = text_pattern(n);
     CHECK(!c.send_text(text));
     ws::Message m;
-    NET_REQUIRE(!receive_data(c, m));
+    LIVE_REQUIRE(!receive_data(c, m));
     CHECK(m.type == ws::EventType::text);
     CHECK(m.data.size() == n);
     CHECK(m.data == text);
 
     const std::string bin = pattern(n, static_cast<unsigned>(n));
     CHECK(!c.send_binary(bin));
-    NET_REQUIRE(!receive_data(c, m));
+    LIVE_REQUIRE(!receive_data(c, m));
     CHECK(m.type == ws::EventType::binary);
     CHECK(m.data.size() == n);
     CHECK(m.data == bin);
@@ -549,7 +477,7 @@ TEST_CASE("net: echo of text and binary at frame-length boundaries") {
   for (int i = 0; i < 20; ++i) CHECK(!c.send_text("msg " + std::to_string(i)));
   for (int i = 0; i < 20; ++i) {
     ws::Message m;
-    NET_REQUIRE(!receive_data(c, m));
+    LIVE_REQUIRE(!receive_data(c, m));
     CHECK(m.data == "msg " + std::to_string(i));
   }
   CHECK(!c.close());
@@ -560,15 +488,15 @@ TEST_CASE("net: echo of text and binary at frame-length boundaries") {
 TEST_CASE("net: echo of a 16 MiB message") {
   TestServer ts;
   echo_handler(ts.server);
-  NET_REQUIRE(ts.start());
+  LIVE_REQUIRE(ts.start());
   ws::Client c;
-  NET_REQUIRE(connect(c, ts.url()));
+  LIVE_REQUIRE(connect(c, ts.url()));
   const std::size_t n = 16u * 1024u * 1024u;  // exactly the default Limits::max_message
   const std::string big = pattern(n, 7);
   const std::int64_t t0 = now_ms();
   CHECK(!c.send_binary(big));
   ws::Message m;
-  NET_REQUIRE(!receive_data(c, m, 20000));
+  LIVE_REQUIRE(!receive_data(c, m, 20000));
   MESSAGE("16 MiB round trip: " << now_ms() - t0 << " ms");
   CHECK(m.type == ws::EventType::binary);
   CHECK(m.data.size() == n);
@@ -587,9 +515,9 @@ TEST_CASE("net: fragmented send from the client arrives whole") {
     }
     s.send(m);
   });
-  NET_REQUIRE(ts.start());
+  LIVE_REQUIRE(ts.start());
   ws::Client c;
-  NET_REQUIRE(connect(c, ts.url()));
+  LIVE_REQUIRE(connect(c, ts.url()));
 
   // Text, with a UTF-8 sequence ("é" = C3 A9) split across fragments and a ping in between.
   CHECK(!c.send_fragment(ws::Opcode::text, "Hel", false));
@@ -607,20 +535,20 @@ TEST_CASE("net: fragmented send from the client arrives whole") {
   CHECK(!c.send_fragment(ws::Opcode::text, "b", true));
 
   ws::Message m;
-  NET_REQUIRE(!c.receive(m, 5000));
+  LIVE_REQUIRE(!c.receive(m, 5000));
   CHECK(m.type == ws::EventType::pong);
   CHECK(m.data == "between");
-  NET_REQUIRE(!receive_data(c, m));
+  LIVE_REQUIRE(!receive_data(c, m));
   CHECK(m.type == ws::EventType::text);
   CHECK(m.data == "Hello w\xC3\xA9rld");
-  NET_REQUIRE(!receive_data(c, m));
+  LIVE_REQUIRE(!receive_data(c, m));
   CHECK(m.type == ws::EventType::binary);
   CHECK((m.data == std::string("\x01\x02", 2) + big));
-  NET_REQUIRE(!receive_data(c, m));
+  LIVE_REQUIRE(!receive_data(c, m));
   CHECK(m.data == "ab");
 
   std::lock_guard<std::mutex> g(mu);
-  NET_REQUIRE(got.size() == 3);  // the server saw three whole messages, no pieces
+  LIVE_REQUIRE(got.size() == 3);  // the server saw three whole messages, no pieces
   CHECK(got[0].data == "Hello w\xC3\xA9rld");
   CHECK(got[1].data.size() == big.size() + 2);
   CHECK(got[2].data == "ab");
@@ -629,13 +557,13 @@ TEST_CASE("net: fragmented send from the client arrives whole") {
 TEST_CASE("net: ping from the client gets a pong") {
   TestServer ts;
   echo_handler(ts.server);
-  NET_REQUIRE(ts.start());
+  LIVE_REQUIRE(ts.start());
   ws::Client c;
-  NET_REQUIRE(connect(c, ts.url()));
+  LIVE_REQUIRE(connect(c, ts.url()));
   for (const std::string& payload : {std::string("hello"), std::string(), std::string(125, 'p')}) {
     CHECK(!c.ping(payload));
     ws::Message m;
-    NET_REQUIRE(!c.receive(m, 5000));
+    LIVE_REQUIRE(!c.receive(m, 5000));
     CHECK(m.type == ws::EventType::pong);
     CHECK(m.data == payload);
   }
@@ -667,11 +595,11 @@ TEST_CASE("net: server-initiated close with 4000 and a reason") {
   ws::Handlers at_once = later;  // closes right in on_open: 101 and close go out together
   at_once.on_open = [](ws::Session& s) { s.close(4000, "not today"); };
   ts.server.route("/at-once", at_once);
-  NET_REQUIRE(ts.start());
+  LIVE_REQUIRE(ts.start());
 
   SUBCASE("after a message") {
     ws::Client c;
-    NET_REQUIRE(connect(c, ts.url("/later")));
+    LIVE_REQUIRE(connect(c, ts.url("/later")));
     CHECK(!c.send_text("close me"));
     ws::Message m;
     const std::int64_t t0 = now_ms();
@@ -684,7 +612,7 @@ TEST_CASE("net: server-initiated close with 4000 and a reason") {
   }
   SUBCASE("in on_open") {
     ws::Client c;
-    NET_REQUIRE(connect(c, ts.url("/at-once")));  // the handshake itself succeeded
+    LIVE_REQUIRE(connect(c, ts.url("/at-once")));  // the handshake itself succeeded
     ws::Message m;
     CHECK(c.receive(m, 5000).code == ws::Errc::closed);
     CHECK(c.close_code() == 4000);
@@ -712,7 +640,7 @@ TEST_CASE("net: client close code and reason reach the server's on_close") {
     std::lock_guard<std::mutex> g(mu);
     closes.push_back({code, std::string(reason)});
   });
-  NET_REQUIRE(ts.start());
+  LIVE_REQUIRE(ts.start());
 
   const std::pair<std::uint16_t, std::string> cases[] = {
       {std::uint16_t{1000}, "done"}, {std::uint16_t{3001}, "custom reason \xE2\x9C\x93"}};
@@ -720,7 +648,7 @@ TEST_CASE("net: client close code and reason reach the server's on_close") {
   for (const auto& k : cases) {
     INFO("code " << k.first);
     ws::Client c;
-    NET_REQUIRE(connect(c, ts.url()));
+    LIVE_REQUIRE(connect(c, ts.url()));
     CHECK(!c.close(k.first, k.second));
     CHECK(c.close_code() == k.first);  // the server echoed it
     CHECK(!c.is_open());
@@ -730,13 +658,13 @@ TEST_CASE("net: client close code and reason reach the server's on_close") {
       return closes.size() == expected;
     }));
     std::lock_guard<std::mutex> g(mu);
-    NET_REQUIRE(closes.size() == expected);
+    LIVE_REQUIRE(closes.size() == expected);
     CHECK(closes.back().code == k.first);
     CHECK(closes.back().reason == k.second);
   }
   // A close that may not be sent is refused locally.
   ws::Client c;
-  NET_REQUIRE(connect(c, ts.url()));
+  LIVE_REQUIRE(connect(c, ts.url()));
   CHECK(c.close(1005, "no").code == ws::Errc::invalid_close);
   CHECK(c.close(999).code == ws::Errc::invalid_close);
   CHECK(c.is_open());
@@ -759,25 +687,25 @@ TEST_CASE("net: on_open and on_close run exactly once per session") {
     ++closes[s.id()];
     codes[s.id()] = code;
   });
-  NET_REQUIRE(ts.start());
+  LIVE_REQUIRE(ts.start());
 
   // 1. a normal close from the client
   {
     ws::Client c;
-    NET_REQUIRE(connect(c, ts.url()));
+    LIVE_REQUIRE(connect(c, ts.url()));
     CHECK(!c.close(1000));
   }
   // 2. the server closes (from the test thread, through a kept Session)
   {
     ws::Client c;
-    NET_REQUIRE(connect(c, ts.url("/server-closes")));
+    LIVE_REQUIRE(connect(c, ts.url("/server-closes")));
     std::shared_ptr<ws::Session> s;
     CHECK(eventually([&] {
       std::lock_guard<std::mutex> g(mu);
       s = to_close;
       return s != nullptr;
     }));
-    NET_REQUIRE(s != nullptr);
+    LIVE_REQUIRE(s != nullptr);
     CHECK(!s->close(4002, "bye"));
     CHECK(s->close(4003).code == ws::Errc::not_open);  // only one close
     CHECK(receive_until_closed(c));
@@ -788,15 +716,15 @@ TEST_CASE("net: on_open and on_close run exactly once per session") {
   // 3. the TCP connection drops without a close frame
   {
     Raw r;
-    NET_REQUIRE(r.connect(ts.port()));
-    NET_REQUIRE(r.handshake());
+    LIVE_REQUIRE(r.connect(ts.port()));
+    LIVE_REQUIRE(r.handshake());
     r.s.close();
   }
   // 4. a protocol error: an unmasked frame from the client
   {
     Raw r;
-    NET_REQUIRE(r.connect(ts.port()));
-    NET_REQUIRE(r.handshake());
+    LIVE_REQUIRE(r.connect(ts.port()));
+    LIVE_REQUIRE(r.handshake());
     CHECK(r.send(std::string("\x81\x02hi", 4)));
     Frame f;
     CHECK(r.read_frame(f) == Raw::data);
@@ -806,10 +734,10 @@ TEST_CASE("net: on_open and on_close run exactly once per session") {
   }
   // 5. still open when the server stops
   ws::Client last;
-  NET_REQUIRE(connect(last, ts.url()));
+  LIVE_REQUIRE(connect(last, ts.url()));
   // 6. a connection that never completes the handshake: no on_open, so no on_close
   Raw never;
-  NET_REQUIRE(never.connect(ts.port()));
+  LIVE_REQUIRE(never.connect(ts.port()));
   CHECK(never.send("GET / HTTP/1.1\r\n"));
 
   CHECK(eventually([&] {
@@ -847,7 +775,7 @@ TEST_CASE("net: subprotocol negotiation") {
     std::lock_guard<std::mutex> g(mu);
     server_side.push_back(s.subprotocol());
   });
-  NET_REQUIRE(ts.start());
+  LIVE_REQUIRE(ts.start());
 
   auto negotiate = [&](std::vector<std::string> offer) {
     ws::ClientOptions co = client_options();
@@ -880,12 +808,12 @@ TEST_CASE("net: extra client header reaches the on_handshake hook") {
     target = req.target;
     answer.add("X-Server", "test");
   });
-  NET_REQUIRE(ts.start());
+  LIVE_REQUIRE(ts.start());
   ws::ClientOptions co = client_options();
   co.headers.push_back({"Authorization", "Bearer abc.def"});
   co.headers.push_back({"X-Custom", "1"});
   ws::Client c;
-  NET_REQUIRE(connect(c, ts.url("/room?id=7"), co));
+  LIVE_REQUIRE(connect(c, ts.url("/room?id=7"), co));
   {
     std::lock_guard<std::mutex> g(mu);
     CHECK(auth == "Bearer abc.def");
@@ -912,7 +840,7 @@ TEST_CASE("net: on_handshake rejecting with 401 fails the connect; the server st
     answer.add("WWW-Authenticate", "Bearer");
     answer.body = "who are you?\n";
   });
-  NET_REQUIRE(ts.start());
+  LIVE_REQUIRE(ts.start());
 
   for (int i = 0; i < 3; ++i) {
     ws::Client c;
@@ -931,7 +859,7 @@ TEST_CASE("net: on_handshake rejecting with 401 fails the connect; the server st
   ws::ClientOptions co = client_options();
   co.headers.push_back({"Authorization", "let me in"});
   ws::Client ok;
-  NET_REQUIRE(connect(ok, ts.url(), co));
+  LIVE_REQUIRE(connect(ok, ts.url(), co));
   CHECK(!ok.send_text("hi"));
   ws::Message m;
   CHECK(!receive_data(ok, m));
@@ -947,10 +875,10 @@ TEST_CASE("net: routes: a path without a route is refused with 404") {
   a.on_open = [&](ws::Session&) { ++a_opened; };
   a.on_message = [](ws::Session& s, const ws::Message& m) { s.send_text("a:" + m.data); };
   ts.server.route("/a", a);
-  NET_REQUIRE(ts.start());
+  LIVE_REQUIRE(ts.start());
 
   ws::Client ca;
-  NET_REQUIRE(connect(ca, ts.url("/a?x=1")));  // the query is not part of the route
+  LIVE_REQUIRE(connect(ca, ts.url("/a?x=1")));  // the query is not part of the route
   CHECK(!ca.send_text("1"));
   ws::Message m;
   CHECK(!receive_data(ca, m));
@@ -968,7 +896,7 @@ TEST_CASE("net: plain HTTP GET gets 426 on a WebSocket path and 404 elsewhere") 
   ws::Handlers a;
   a.on_message = [](ws::Session& s, const ws::Message& m) { s.send(m); };
   ts.server.route("/a", a);
-  NET_REQUIRE(ts.start());
+  LIVE_REQUIRE(ts.start());
 
   bool closed = false;
   std::string r = exchange(ts.port(), "GET /a HTTP/1.1\r\nHost: localhost\r\n\r\n", &closed);
@@ -992,14 +920,14 @@ TEST_CASE("net: on_http serves a page") {
     answer.add("Content-Type", "text/html; charset=utf-8");
     answer.body = page;
   });
-  NET_REQUIRE(ts.start());
+  LIVE_REQUIRE(ts.start());
 
   bool closed = false;
   std::string r = exchange(ts.port(), "GET /?q=1 HTTP/1.1\r\nHost: localhost\r\n\r\n", &closed);
   CHECK(closed);
   CHECK(status_line(r) == "HTTP/1.1 200 OK");
   std::size_t body = r.find("\r\n\r\n");
-  NET_REQUIRE(body != std::string::npos);
+  LIVE_REQUIRE(body != std::string::npos);
   CHECK(r.substr(body + 4) == page);
   CHECK(r.find("Content-Length: " + std::to_string(page.size()) + "\r\n") != std::string::npos);
   CHECK(r.find("Content-Type: text/html; charset=utf-8\r\n") != std::string::npos);
@@ -1015,7 +943,7 @@ TEST_CASE("net: a malformed handshake gets 400 and the connection is closed") {
   TestServer ts;
   echo_handler(ts.server);
   ts.server.on_open([&](ws::Session&) { ++opened; });
-  NET_REQUIRE(ts.start());
+  LIVE_REQUIRE(ts.start());
 
   const std::string bad_requests[] = {
       "HELLO\r\n\r\n",
@@ -1044,15 +972,15 @@ TEST_CASE("net: handshake timeout closes a silent connection") {
   o.handshake_timeout_ms = 300;
   TestServer ts(o);
   echo_handler(ts.server);
-  NET_REQUIRE(ts.start());
+  LIVE_REQUIRE(ts.start());
   // Let the server sit idle first: the timeout counts from the accept, not from whenever the
   // server last woke up.
   sleep_ms(700);
 
   Raw silent, slow;
   const std::int64_t t0 = now_ms();
-  NET_REQUIRE(silent.connect(ts.port()));
-  NET_REQUIRE(slow.connect(ts.port()));
+  LIVE_REQUIRE(silent.connect(ts.port()));
+  LIVE_REQUIRE(slow.connect(ts.port()));
   CHECK(slow.send("GET / HTTP/1.1\r\nHost: x\r\n"));  // never finishes its head
   CHECK(silent.read_to_close(5000));
   const std::int64_t took = now_ms() - t0;
@@ -1065,7 +993,7 @@ TEST_CASE("net: handshake timeout closes a silent connection") {
   // A client that completes the handshake in time is not affected, even after the timeout.
   sleep_ms(600);
   ws::Client c;
-  NET_REQUIRE(connect(c, ts.url()));
+  LIVE_REQUIRE(connect(c, ts.url()));
   sleep_ms(500);
   CHECK(!c.send_text("after the handshake timeout"));
   ws::Message m;
@@ -1085,16 +1013,16 @@ TEST_CASE("net: idle ping, and a peer that never answers is dropped after about 
     std::lock_guard<std::mutex> g(mu);
     codes.push_back(code);
   });
-  NET_REQUIRE(ts.start());
+  LIVE_REQUIRE(ts.start());
   sleep_ms(700);  // an idle server first: timers count from the accept
 
   SUBCASE("a silent raw peer gets a ping, then is dropped") {
     Raw r;
-    NET_REQUIRE(r.connect(ts.port()));
-    NET_REQUIRE(r.handshake());
+    LIVE_REQUIRE(r.connect(ts.port()));
+    LIVE_REQUIRE(r.handshake());
     const std::int64_t t0 = now_ms();
     Frame f;
-    NET_REQUIRE(r.read_frame(f, 5000) == Raw::data);
+    LIVE_REQUIRE(r.read_frame(f, 5000) == Raw::data);
     const std::int64_t ping_at = now_ms() - t0;
     CHECK(f.opcode == 9u);
     CHECK(!f.masked);
@@ -1114,15 +1042,15 @@ TEST_CASE("net: idle ping, and a peer that never answers is dropped after about 
   }
   SUBCASE("a raw peer that answers the ping stays") {
     Raw r;
-    NET_REQUIRE(r.connect(ts.port()));
-    NET_REQUIRE(r.handshake());
+    LIVE_REQUIRE(r.connect(ts.port()));
+    LIVE_REQUIRE(r.handshake());
     const std::int64_t t0 = now_ms();
     int pings = 0;
     while (now_ms() - t0 < 4 * idle) {
       Frame f;
       Raw::Read got = r.read_frame(f, 100);
       if (got == Raw::timeout) continue;
-      NET_REQUIRE(got == Raw::data);
+      LIVE_REQUIRE(got == Raw::data);
       CHECK(f.opcode == 9u);
       ++pings;
       CHECK(r.send(client_frame(10, f.payload)));
@@ -1137,7 +1065,7 @@ TEST_CASE("net: idle ping, and a peer that never answers is dropped after about 
   }
   SUBCASE("a ws::Client that keeps receiving answers pings by itself") {
     ws::Client c;
-    NET_REQUIRE(connect(c, ts.url()));
+    LIVE_REQUIRE(connect(c, ts.url()));
     ws::Message m;
     const std::int64_t t0 = now_ms();
     while (now_ms() - t0 < 4 * idle) CHECK(c.receive(m, 50).code == ws::Errc::timeout);
@@ -1162,14 +1090,14 @@ TEST_CASE("net: close timeout: a peer that never answers the close is dropped") 
     std::lock_guard<std::mutex> g(mu);
     codes.push_back(code);
   });
-  NET_REQUIRE(ts.start());
+  LIVE_REQUIRE(ts.start());
   sleep_ms(700);
 
   Raw r;
-  NET_REQUIRE(r.connect(ts.port()));
-  NET_REQUIRE(r.handshake());
+  LIVE_REQUIRE(r.connect(ts.port()));
+  LIVE_REQUIRE(r.handshake());
   Frame f;
-  NET_REQUIRE(r.read_frame(f) == Raw::data);
+  LIVE_REQUIRE(r.read_frame(f) == Raw::data);
   const std::int64_t t0 = now_ms();
   CHECK(f.opcode == 8u);
   CHECK(f.close_code() == 4001u);
@@ -1195,7 +1123,7 @@ TEST_CASE("net: many connections at once") {
   echo_handler(ts.server);
   ts.server.on_open([&](ws::Session&) { ++opened; });
   ts.server.on_close([&](ws::Session&, std::uint16_t, std::string_view) { ++closed; });
-  NET_REQUIRE(ts.start());
+  LIVE_REQUIRE(ts.start());
 
   std::atomic<int> connected{0}, tried{0}, echoed{0}, failures{0};
   std::atomic<bool> all_counted{false};
@@ -1261,16 +1189,16 @@ TEST_CASE("net: cross-thread send through Session::shared()") {
     requests.push_back(m.data);
     cv.notify_all();
   });
-  NET_REQUIRE(ts.start());
+  LIVE_REQUIRE(ts.start());
   ws::Client c;
-  NET_REQUIRE(connect(c, ts.url()));
+  LIVE_REQUIRE(connect(c, ts.url()));
   std::shared_ptr<ws::Session> s;
   CHECK(eventually([&] {
     std::lock_guard<std::mutex> g(mu);
     s = session;
     return s != nullptr;
   }));
-  NET_REQUIRE(s != nullptr);
+  LIVE_REQUIRE(s != nullptr);
   CHECK(s->is_open());
 
   // A burst from another thread arrives complete and in order.
@@ -1343,13 +1271,13 @@ TEST_CASE("net: broadcast reaches every open session") {
   ts.server.on_message([&](ws::Session&, const ws::Message& m) {
     if (m.data == "shout") ts.server.broadcast_text("from a callback");  // on a driver thread
   });
-  NET_REQUIRE(ts.start());
+  LIVE_REQUIRE(ts.start());
   ws::Client c[3];
-  for (auto& x : c) NET_REQUIRE(connect(x, ts.url()));
+  for (auto& x : c) LIVE_REQUIRE(connect(x, ts.url()));
   CHECK(eventually([&] { return opened == 3; }));
   // A connection still in its handshake is not counted.
   Raw pending;
-  NET_REQUIRE(pending.connect(ts.port()));
+  LIVE_REQUIRE(pending.connect(ts.port()));
   CHECK(eventually([&] { return ts.server.connection_count() == 4; }));
 
   CHECK(ts.server.broadcast_text("to everyone") == 3);
@@ -1434,10 +1362,10 @@ TEST_CASE("net: per-session user_data") {
   ts.server.on_close([&](ws::Session& s, std::uint16_t, std::string_view) {
     if (s.user<State>() && s.user<State>()->count > 0) ++destroyed_checks;
   });
-  NET_REQUIRE(ts.start());
+  LIVE_REQUIRE(ts.start());
   ws::Client a, b;
-  NET_REQUIRE(connect(a, ts.url("/?alice")));
-  NET_REQUIRE(connect(b, ts.url("/?bob")));
+  LIVE_REQUIRE(connect(a, ts.url("/?alice")));
+  LIVE_REQUIRE(connect(b, ts.url("/?bob")));
   ws::Message m;
   CHECK(!a.send_text("x"));
   CHECK(!receive_data(a, m));
@@ -1461,7 +1389,7 @@ TEST_CASE("net: stop under load") {
   std::atomic<long> received{0};
   TestServer ts(o);
   ts.server.on_message([&](ws::Session&, const ws::Message&) { ++received; });
-  NET_REQUIRE(ts.start());
+  LIVE_REQUIRE(ts.start());
 
   struct Outcome {
     bool connected = false;
@@ -1518,11 +1446,11 @@ TEST_CASE("net: IPv6 loopback") {
   // No skipping: a machine without ::1 fails here.
   TestServer ts;
   echo_handler(ts.server);
-  NET_REQUIRE(ts.start("::1"));
+  LIVE_REQUIRE(ts.start("::1"));
   CHECK(ts.port() != 0);
   CHECK(ts.url() == "ws://[::1]:" + std::to_string(ts.port()) + "/");
   ws::Client c;
-  NET_REQUIRE(connect(c, ts.url("/six")));
+  LIVE_REQUIRE(connect(c, ts.url("/six")));
   CHECK(!c.send_text("over IPv6"));
   ws::Message m;
   CHECK(!receive_data(c, m));
@@ -1533,11 +1461,11 @@ TEST_CASE("net: IPv6 loopback") {
   // "::" listens on IPv6 and IPv4 both.
   TestServer dual;
   echo_handler(dual.server);
-  NET_REQUIRE(dual.start("::"));
+  LIVE_REQUIRE(dual.start("::"));
   for (const char* host : {"127.0.0.1", "[::1]"}) {
     INFO("host " << host);
     ws::Client d;
-    NET_REQUIRE(connect(d, std::string("ws://") + host + ":" + std::to_string(dual.port()) + "/"));
+    LIVE_REQUIRE(connect(d, std::string("ws://") + host + ":" + std::to_string(dual.port()) + "/"));
     CHECK(!d.send_text("dual"));
     CHECK(!receive_data(d, m));
     CHECK(m.data == "dual");
@@ -1549,10 +1477,10 @@ TEST_CASE("net: max_connections refuses the extra connection with 503") {
   o.max_connections = 2;
   TestServer ts(o);
   echo_handler(ts.server);
-  NET_REQUIRE(ts.start());
+  LIVE_REQUIRE(ts.start());
   ws::Client a, b;
-  NET_REQUIRE(connect(a, ts.url()));
-  NET_REQUIRE(connect(b, ts.url()));
+  LIVE_REQUIRE(connect(a, ts.url()));
+  LIVE_REQUIRE(connect(b, ts.url()));
   CHECK(ts.server.connection_count() == 2);
   for (int i = 0; i < 3; ++i) {
     ws::Client c;
@@ -1562,7 +1490,7 @@ TEST_CASE("net: max_connections refuses the extra connection with 503") {
   }
   // The refusal is a 503 (a raw client that sends nothing reads it before the close).
   Raw r;
-  NET_REQUIRE(r.connect(ts.port()));
+  LIVE_REQUIRE(r.connect(ts.port()));
   CHECK(r.read_to_close(5000));
   CHECK(status_line(r.in) == "HTTP/1.1 503 Service Unavailable");
   CHECK(ts.server.connection_count() == 2);
@@ -1611,10 +1539,10 @@ TEST_CASE("net: send buffer limit") {
     res = r;
     res.done = true;
   });
-  NET_REQUIRE(ts.start());
+  LIVE_REQUIRE(ts.start());
   Raw r;  // completes the handshake, then reads nothing
-  NET_REQUIRE(r.connect(ts.port()));
-  NET_REQUIRE(r.handshake());
+  LIVE_REQUIRE(r.connect(ts.port()));
+  LIVE_REQUIRE(r.handshake());
   CHECK(eventually([&] {
     std::lock_guard<std::mutex> g(mu);
     return res.done;
@@ -1640,7 +1568,7 @@ TEST_CASE("net: client errors: closed port, bad URL") {
   std::uint16_t port = 0;
   {
     ws::net::Socket l;
-    NET_REQUIRE(!ws::net::listen("127.0.0.1", 0, l, port));
+    LIVE_REQUIRE(!ws::net::listen("127.0.0.1", 0, l, port));
   }
   ws::Client c;
   const std::int64_t t0 = now_ms();
@@ -1663,7 +1591,7 @@ TEST_CASE("net: client errors: closed port, bad URL") {
 TEST_CASE("net: client connect timeout against a listener that never answers") {
   ws::net::Socket listener;  // accepts nothing, answers nothing: the kernel backlog takes the connect
   std::uint16_t port = 0;
-  NET_REQUIRE(!ws::net::listen("127.0.0.1", 0, listener, port));
+  LIVE_REQUIRE(!ws::net::listen("127.0.0.1", 0, listener, port));
   ws::ClientOptions co = client_options();
   co.connect_timeout_ms = 300;
   ws::Client c;
@@ -1678,12 +1606,12 @@ TEST_CASE("net: client connect timeout against a listener that never answers") {
 
 TEST_CASE("net: client send times out when the server reads nothing") {
   FakeServer fake;  // answers the handshake, then never reads
-  NET_REQUIRE(fake.start());
+  LIVE_REQUIRE(fake.start());
   ws::ClientOptions co = client_options();
   co.send_timeout_ms = 300;
   co.close_timeout_ms = 300;
   ws::Client c;
-  NET_REQUIRE(connect(c, fake.url(), co));
+  LIVE_REQUIRE(connect(c, fake.url(), co));
   const std::string chunk = pattern(1 << 20, 9);
   ws::Error e;
   int sent = 0;
@@ -1708,7 +1636,7 @@ TEST_CASE("net: close() keeps writing the close frame while it waits") {
   std::atomic<bool> start_reading{false};
   std::atomic<unsigned> peer_saw_close{0};
   FakeServer fake;
-  NET_REQUIRE(fake.start([&](Raw& peer) {
+  LIVE_REQUIRE(fake.start([&](Raw& peer) {
     if (!eventually([&] { return start_reading.load(); }, 10000)) return;
     sleep_ms(300);  // close() is waiting by now, its first write refused
     Frame f;
@@ -1724,7 +1652,7 @@ TEST_CASE("net: close() keeps writing the close frame while it waits") {
   co.send_timeout_ms = 200;
   co.close_timeout_ms = 5000;
   ws::Client c;
-  NET_REQUIRE(connect(c, fake.url(), co));
+  LIVE_REQUIRE(connect(c, fake.url(), co));
   // Far more than the socket buffers hold, so most of it is still queued when close() runs.
   const std::string chunk = pattern(16u << 20, 11);
   ws::Error e;
@@ -1753,11 +1681,11 @@ TEST_CASE("net: close() keeps writing the close frame while it waits") {
 
 TEST_CASE("net: after the server's close frame, receive waits at most close_timeout_ms for the TCP close") {
   FakeServer fake;  // sends a close frame, then never closes the TCP connection
-  NET_REQUIRE(fake.start([](Raw& peer) { peer.send(server_frame(8, close_body(4000, "fake bye"))); }));
+  LIVE_REQUIRE(fake.start([](Raw& peer) { peer.send(server_frame(8, close_body(4000, "fake bye"))); }));
   ws::ClientOptions co = client_options();
   co.close_timeout_ms = 300;
   ws::Client c;
-  NET_REQUIRE(connect(c, fake.url(), co));
+  LIVE_REQUIRE(connect(c, fake.url(), co));
   ws::Message m;
   const std::int64_t t0 = now_ms();
   ws::Error e = c.receive(m, 5000);
@@ -1772,9 +1700,9 @@ TEST_CASE("net: after the server's close frame, receive waits at most close_time
 TEST_CASE("net: receive with a zero timeout returns what has already arrived") {
   TestServer ts;
   echo_handler(ts.server);
-  NET_REQUIRE(ts.start());
+  LIVE_REQUIRE(ts.start());
   ws::Client c;
-  NET_REQUIRE(connect(c, ts.url()));
+  LIVE_REQUIRE(connect(c, ts.url()));
   ws::Message m;
   CHECK(c.receive(m, 0).code == ws::Errc::timeout);  // nothing yet
   CHECK(!c.send_text("zero"));
@@ -1794,28 +1722,28 @@ TEST_CASE("net: a Client can connect again") {
   TestServer a, b;
   echo_handler(a.server);
   echo_handler(b.server);
-  NET_REQUIRE(a.start());
-  NET_REQUIRE(b.start());
+  LIVE_REQUIRE(a.start());
+  LIVE_REQUIRE(b.start());
   auto echo = [](ws::Client& c, const std::string& text) {
     ws::Message m;
     return !c.send_text(text) && !receive_data(c, m) && m.data == text;
   };
   ws::Client c;
-  NET_REQUIRE(connect(c, a.url()));
+  LIVE_REQUIRE(connect(c, a.url()));
   CHECK(echo(c, "one"));
   CHECK(!c.close());
-  NET_REQUIRE(connect(c, b.url()));  // after a close
+  LIVE_REQUIRE(connect(c, b.url()));  // after a close
   CHECK(c.close_code() == ws::close_code::abnormal);  // reset by connect()
   CHECK(echo(c, "two"));
   // A bad URL fails without touching the open connection.
   CHECK(c.connect("nonsense", client_options()).code == ws::Errc::bad_url);
   CHECK(c.is_open());
   CHECK(echo(c, "three"));
-  NET_REQUIRE(connect(c, a.url()));  // while open: the old connection is dropped
+  LIVE_REQUIRE(connect(c, a.url()));  // while open: the old connection is dropped
   CHECK(echo(c, "four"));
   CHECK(eventually([&] { return b.server.connection_count() == 0; }));
   // Host names resolve (localhost is in /etc/hosts).
-  NET_REQUIRE(connect(c, "ws://localhost:" + std::to_string(a.port()) + "/"));
+  LIVE_REQUIRE(connect(c, "ws://localhost:" + std::to_string(a.port()) + "/"));
   CHECK(echo(c, "five"));
 }
 
@@ -1830,11 +1758,11 @@ TEST_CASE("net: message over max_message closes with 1009") {
     std::lock_guard<std::mutex> g(mu);
     codes.push_back(code);
   });
-  NET_REQUIRE(ts.start());
+  LIVE_REQUIRE(ts.start());
 
   SUBCASE("from the client, in one frame") {
     ws::Client c;
-    NET_REQUIRE(connect(c, ts.url()));
+    LIVE_REQUIRE(connect(c, ts.url()));
     CHECK(!c.send_text(std::string(1000, 'a')));  // at the limit: fine
     ws::Message m;
     CHECK(!receive_data(c, m));
@@ -1845,7 +1773,7 @@ TEST_CASE("net: message over max_message closes with 1009") {
   }
   SUBCASE("from the client, in fragments") {
     ws::Client c;
-    NET_REQUIRE(connect(c, ts.url()));
+    LIVE_REQUIRE(connect(c, ts.url()));
     CHECK(!c.send_fragment(ws::Opcode::binary, std::string(600, 'a'), false));
     c.send_fragment(ws::Opcode::binary, std::string(600, 'b'), true);  // may find it closed
     ws::Message m;
@@ -1856,7 +1784,7 @@ TEST_CASE("net: message over max_message closes with 1009") {
     ws::ClientOptions co = client_options();
     co.limits.max_message = 100;
     ws::Client c;
-    NET_REQUIRE(connect(c, ts.url(), co));
+    LIVE_REQUIRE(connect(c, ts.url(), co));
     CHECK(!c.send_text(std::string(101, 'c')));  // the echo is too big for the client
     ws::Message m;
     CHECK(c.receive(m, 5000).code == ws::Errc::closed);
@@ -1882,9 +1810,9 @@ TEST_CASE("net: close right after large sends completes the close handshake") {
     std::lock_guard<std::mutex> g(mu);
     codes.push_back(code);
   });
-  NET_REQUIRE(ts.start());
+  LIVE_REQUIRE(ts.start());
   ws::Client c;
-  NET_REQUIRE(connect(c, ts.url()));
+  LIVE_REQUIRE(connect(c, ts.url()));
   const std::string big = pattern(4u << 20, 5);
   for (int i = 0; i < 4; ++i) CHECK(!c.send_binary(big));
   const std::int64_t t0 = now_ms();
