@@ -1393,6 +1393,18 @@ constexpr bool is_valid_close_code(std::uint16_t code) {
          (code >= 3000 && code <= 4999);
 }
 
+namespace detail {
+// What accessors return for a part a connection does not have (or no longer keeps).
+inline const std::string& empty_string() {
+  static const std::string none;
+  return none;
+}
+inline const HttpRequest& empty_request() {
+  static const HttpRequest none;
+  return none;
+}
+}  // namespace detail
+
 class Connection {
  public:
   enum class State : std::uint8_t { handshake, open, closing, closed };
@@ -1413,21 +1425,23 @@ class Connection {
     return start_client(u);
   }
   Error start_client(const Url& url) {
-    if (role_ != Role::client || state_ != State::handshake || !key_.empty())
+    if (role_ != Role::client || state_ != State::handshake || !hs_ || !hs_->key.empty())
       return Error(Errc::bad_argument, "start_client() is for a new client connection");
     std::uint8_t nonce[16];
     if (!random_bytes(nonce, sizeof nonce))
       return Error(Errc::random_failed, "the OS random generator failed");
-    key_ = base64_encode(nonce, sizeof nonce);
+    hs_->key = base64_encode(nonce, sizeof nonce);
     HttpRequest req;
-    if (Error e = make_handshake_request(url, key_, opt_->subprotocols, opt_->headers, req)) return e;
-    out_ += serialize(req);
+    if (Error e = make_handshake_request(url, hs_->key, opt_->subprotocols, opt_->headers, req)) return e;
+    traffic().out += serialize(req);
     return {};
   }
 
   // Skips the opening handshake, for a connection whose handshake was done elsewhere.
   void assume_open() {
-    if (state_ == State::handshake) state_ = State::open;
+    if (state_ != State::handshake) return;
+    hs_.reset();
+    state_ = State::open;
   }
 
   // ---- bytes in, events out ----
@@ -1442,12 +1456,16 @@ class Connection {
     std::size_t used = 0;
     if (state_ == State::handshake) used = receive_handshake(p, size, on_event);
     paused_ = false;
+    if (used == size) return used;
+    Traffic& t = traffic();
+    receiving_ = true;  // release_memory() leaves t alone meanwhile
     while (used < size && !paused_ && (state_ == State::open || state_ == State::closing)) {
-      if (in_frame_)
-        used += receive_payload(p + used, size - used, on_event);
+      if (t.in_frame)
+        used += receive_payload(t, p + used, size - used, on_event);
       else
-        used += receive_header(p + used, size - used, on_event);
+        used += receive_header(t, p + used, size - used, on_event);
     }
+    receiving_ = false;
     return used;
   }
 
@@ -1524,24 +1542,31 @@ class Connection {
 
   // ---- output buffer: the driver writes pending_output() and reports what it wrote ----
 
-  std::string_view pending_output() const { return std::string_view(out_).substr(out_pos_); }
+  std::string_view pending_output() const {
+    return t_ ? std::string_view(t_->out).substr(t_->out_pos) : std::string_view();
+  }
   void consume_output(std::size_t n) {
-    out_pos_ += n < buffered_amount() ? n : buffered_amount();
-    if (out_pos_ == out_.size()) {
-      out_.clear();
-      out_pos_ = 0;
+    if (!t_) return;
+    t_->out_pos += n < buffered_amount() ? n : buffered_amount();
+    if (t_->out_pos == t_->out.size()) {
+      t_->out.clear();
+      t_->out_pos = 0;
     }
   }
-  std::size_t buffered_amount() const { return out_.size() - out_pos_; }
+  std::size_t buffered_amount() const { return t_ ? t_->out.size() - t_->out_pos : 0; }
 
-  // Frees the buffers' memory that holds nothing (between messages, and what was sent). The
-  // buffers keep their size while traffic flows; drivers call this when a connection has been
-  // quiet for a while, so an idle connection costs little.
+  // Frees what a connection does not need while it rests: the buffers (they keep their size
+  // while traffic flows) and, once open, the opening handshake, request() included. Drivers
+  // call this when a connection has opened or has been quiet for a while, so that an idle
+  // connection costs little. Not from inside receive()'s handler.
   void release_memory() {
-    if (!in_message_) std::string().swap(message_);
-    if (out_pos_ == out_.size()) {
-      std::string().swap(out_);
-      out_pos_ = 0;
+    if (state_ != State::handshake) hs_.reset();
+    if (!t_ || receiving_) return;
+    if (t_->at_rest()) return t_.reset();
+    if (!t_->in_message) std::string().swap(t_->message);
+    if (t_->out_pos == t_->out.size()) {
+      std::string().swap(t_->out);
+      t_->out_pos = 0;
     }
   }
 
@@ -1549,10 +1574,9 @@ class Connection {
   // its own buffer (it came in pieces): swaps that buffer with `into` and returns true, so the
   // message is kept without a copy. False when e.data points into the caller's bytes.
   bool take_message(std::string& into) {
-    if (!assembled_) return false;
-    assembled_ = false;
-    into.swap(message_);
-    message_.clear();
+    if (!t_ || !t_->assembled) return false;
+    t_->assembled = false;
+    into.swap(t_->message);
     return true;
   }
 
@@ -1560,9 +1584,11 @@ class Connection {
 
   State state() const { return state_; }
   Role role() const { return role_; }
-  const std::string& subprotocol() const { return subprotocol_; }
-  const HttpRequest& request() const { return request_; }  // server: the opening handshake
-  const Error& error() const { return error_; }            // why it failed, if it did
+  const std::string& subprotocol() const { return subprotocol_ ? *subprotocol_ : detail::empty_string(); }
+  // Server: the opening handshake's request, until release_memory() (a Server releases it
+  // when on_open returns).
+  const HttpRequest& request() const { return hs_ ? hs_->request : detail::empty_request(); }
+  const Error& error() const { return error_; }  // why it failed, if it did
   const ConnectionOptions& options() const { return *opt_; }
 
  private:
@@ -1575,71 +1601,114 @@ class Connection {
   friend class Client;
   friend class Session;
   using ReceiveHandshake = std::size_t (Connection::*)(std::uint8_t*, std::size_t);
+
+  // What a connection keeps is split by how long it is needed, so that an open connection at
+  // rest (no frame or message in progress, nothing to send) costs little: this part always,
+  // the handshake's state until release_memory(), the traffic state while bytes move.
+  struct Handshake {
+    ReceiveHandshake receive;  // receive_request or receive_response
+    std::unique_ptr<RequestParser> request_parser;  // until the head is complete
+    std::unique_ptr<ResponseParser> response_parser;
+    std::string key;      // client: our Sec-WebSocket-Key, until the answer
+    HttpRequest request;  // server: the opening request
+  };
+  struct MaskPool {  // client: masking keys from the OS CSPRNG, fetched 64 bytes at a time
+    std::uint8_t bytes[64];
+    std::size_t used = sizeof bytes;
+  };
+  struct Traffic {
+    // receiving
+    FrameHeader frame;
+    std::uint64_t frame_left = 0;  // payload bytes of the frame still to come
+    std::uint64_t message_size = 0;
+    std::uint8_t header_buf[kMaxFrameHeader] = {};
+    std::uint8_t header_size = 0;  // bytes of a split header held in header_buf
+    bool in_frame = false;         // reading a frame's payload
+    bool in_message = false;       // between the first and the final frame of a data message
+    bool assembled = false;        // emitting message: take_message() may have it
+    EventType message_type = EventType::binary;
+    Utf8Validator utf8;
+    std::string message;  // fragments of the message so far (unless streaming)
+    std::string control;  // a control frame split across reads
+    // sending
+    std::string out;
+    std::size_t out_pos = 0;  // out[0, out_pos) was written already
+    std::unique_ptr<MaskPool> masks;  // client
+
+    bool at_rest() const { return !in_frame && !in_message && header_size == 0 && out_pos == out.size(); }
+  };
+  static constexpr std::size_t kReserveMax = 1 << 20;
+
   Connection(Role role, std::shared_ptr<const ConnectionOptions> options, ReceiveHandshake handshake)
-      : role_(role), opt_(std::move(options)), receive_handshake_(handshake) {}
+      : role_(role), opt_(std::move(options)), hs_(new Handshake) {
+    hs_->receive = handshake;
+  }
 
   template <class OnEvent>
   std::size_t receive_handshake(std::uint8_t* p, std::size_t size, OnEvent& on_event) {
-    std::size_t used = (this->*receive_handshake_)(p, size);
-    if (state_ == State::open) emit(on_event, EventType::open, subprotocol_);
+    std::size_t used = (this->*hs_->receive)(p, size);
+    if (state_ == State::open) emit(on_event, EventType::open, subprotocol());
     return used;
   }
 
   std::size_t receive_request(std::uint8_t* p, std::size_t size) {
-    if (!request_parser_) request_parser_.reset(new RequestParser(opt_->limits.http));
-    RequestParser& parser = *request_parser_;
+    Handshake& hs = *hs_;
+    if (!hs.request_parser) hs.request_parser.reset(new RequestParser(opt_->limits.http));
+    RequestParser& parser = *hs.request_parser;
     std::size_t used = parser.feed(p, size);
     if (parser.failed()) {
       int status = parser.error_status();
-      out_ += serialize(detail::error_response(status, http_reason(status)));
+      traffic().out += serialize(detail::error_response(status, http_reason(status)));
       return end_handshake(parser.error(), size);
     }
     if (!parser.complete()) return used;
-    request_ = std::move(parser.message());
-    request_.fields.shrink_to_fit();  // kept for the connection's life: no spare slots
-    HttpResponse answer = answer_handshake(request_, opt_->subprotocols);
-    if (opt_->on_handshake) opt_->on_handshake(request_, answer);
+    HttpRequest& request = hs.request;
+    request = std::move(parser.message());
+    HttpResponse answer = answer_handshake(request, opt_->subprotocols);
+    if (opt_->on_handshake) opt_->on_handshake(request, answer);
     // §4.2.2: the subprotocol "MUST be derived from the client's handshake"; a hook that picks
     // one the client did not offer would make the client fail anyway (§4.1), so say it here.
     if (const std::string* chosen = answer.status == 101 ? answer.find("Sec-WebSocket-Protocol") : nullptr) {
       bool offered = false;
-      detail::for_each_list_item(request_.get("Sec-WebSocket-Protocol"),
+      detail::for_each_list_item(request.get("Sec-WebSocket-Protocol"),
                                  [&](std::string_view item) { offered = offered || item == *chosen; });
       if (!offered)
         answer = detail::error_response(500, "Internal Server Error: the chosen subprotocol was not offered");
     }
     if (answer.status != 101 && !answer.has("Connection")) answer.add("Connection", "close");
-    out_ += serialize(answer);
+    traffic().out += serialize(answer);
     if (answer.status != 101)
       return end_handshake(Error(Errc::handshake_rejected, "request was not accepted as a WebSocket upgrade"), size);
-    subprotocol_ = answer.get("Sec-WebSocket-Protocol");
-    open();
+    open(answer.get("Sec-WebSocket-Protocol"));
     return used;
   }
 
   std::size_t receive_response(std::uint8_t* p, std::size_t size) {
-    if (!response_parser_) response_parser_.reset(new ResponseParser(opt_->limits.http));
-    ResponseParser& parser = *response_parser_;
+    Handshake& hs = *hs_;
+    if (!hs.response_parser) hs.response_parser.reset(new ResponseParser(opt_->limits.http));
+    ResponseParser& parser = *hs.response_parser;
     std::size_t used = parser.feed(p, size);
     if (parser.failed()) return end_handshake(parser.error(), size);
     if (!parser.complete()) return used;
-    if (Error e = check_handshake_response(parser.message(), key_, opt_->subprotocols, subprotocol_))
+    std::string subprotocol;
+    if (Error e = check_handshake_response(parser.message(), hs.key, opt_->subprotocols, subprotocol))
       return end_handshake(e, size);
-    open();
+    open(subprotocol);
     return used;
   }
 
-  void open() {  // receive_handshake() then emits the open event
-    request_parser_.reset();
-    response_parser_.reset();
-    key_.clear();
+  void open(std::string_view subprotocol) {  // receive_handshake() then emits the open event
+    hs_->request_parser.reset();
+    hs_->response_parser.reset();
+    hs_->key.clear();
+    if (!subprotocol.empty()) subprotocol_.reset(new std::string(subprotocol));
     state_ = State::open;
   }
 
   std::size_t end_handshake(const Error& e, std::size_t size) {
     error_ = e;  // before the reset: `e` may be the parser's own error
-    request_parser_.reset();
-    response_parser_.reset();
+    hs_->request_parser.reset();
+    hs_->response_parser.reset();
     state_ = State::closed;
     return size;
   }
@@ -1647,41 +1716,40 @@ class Connection {
   // ---- frames ----
 
   template <class OnEvent>
-  std::size_t receive_header(std::uint8_t* p, std::size_t size, OnEvent& on_event) {
+  std::size_t receive_header(Traffic& t, std::uint8_t* p, std::size_t size, OnEvent& on_event) {
     int n;
     std::size_t used;
-    if (header_size_ == 0) {  // the usual case: the whole header is in this read
-      n = decode_frame_header(p, size, frame_);
+    if (t.header_size == 0) {  // the usual case: the whole header is in this read
+      n = decode_frame_header(p, size, t.frame);
       if (n == 0) {
-        std::memcpy(header_buf_, p, size);  // size < 14 here
-        header_size_ = size;
+        std::memcpy(t.header_buf, p, size);  // size < 14 here
+        t.header_size = static_cast<std::uint8_t>(size);
         return size;
       }
       used = n < 0 ? size : static_cast<std::size_t>(n);
-    } else {  // the header was split across reads: complete it in header_buf_
-      std::size_t take = kMaxFrameHeader - header_size_ < size ? kMaxFrameHeader - header_size_ : size;
-      std::memcpy(header_buf_ + header_size_, p, take);
-      n = decode_frame_header(header_buf_, header_size_ + take, frame_);
+    } else {  // the header was split across reads: complete it in header_buf
+      std::size_t take = kMaxFrameHeader - t.header_size < size ? kMaxFrameHeader - t.header_size : size;
+      std::memcpy(t.header_buf + t.header_size, p, take);
+      n = decode_frame_header(t.header_buf, t.header_size + take, t.frame);
       if (n == 0) {
-        header_size_ += take;
+        t.header_size = static_cast<std::uint8_t>(t.header_size + take);
         return take;
       }
-      used = n < 0 ? size : static_cast<std::size_t>(n) - header_size_;
-      header_size_ = 0;
+      used = n < 0 ? size : static_cast<std::size_t>(n) - t.header_size;
+      t.header_size = 0;
     }
     if (n < 0) return fail(close_code::protocol_error, "frame length not in minimal form or over 2^63", on_event, size);
-    if (!check_frame(on_event)) return size;
-    in_frame_ = true;
-    frame_offset_ = 0;
-    frame_left_ = frame_.length;
-    if (frame_left_ == 0) take_payload(p + used, 0, on_event);
+    if (!check_frame(t, on_event)) return size;
+    t.in_frame = true;
+    t.frame_left = t.frame.length;
+    if (t.frame_left == 0) take_payload(t, p + used, 0, on_event);
     return used;
   }
 
   // The frame-level MUSTs of RFC 6455 §5, checked before any payload byte is read.
   template <class OnEvent>
-  bool check_frame(OnEvent& on_event) {
-    const FrameHeader& h = frame_;
+  bool check_frame(Traffic& t, OnEvent& on_event) {
+    const FrameHeader& h = t.frame;
     const std::uint16_t kProtocol = close_code::protocol_error;
     // §5.2: RSV bits MUST be 0 unless an extension that defines them was negotiated.
     if (h.rsv != 0) return reject(kProtocol, "RSV bit set without a negotiated extension", on_event);
@@ -1698,86 +1766,86 @@ class Connection {
     }
     // §5.4: continuation frames continue a fragmented message; a new message cannot start
     // inside one.
-    if (h.opcode == 0 && !in_message_) return reject(kProtocol, "continuation frame without a message", on_event);
-    if (h.opcode != 0 && in_message_) return reject(kProtocol, "new message inside a fragmented message", on_event);
+    if (h.opcode == 0 && !t.in_message) return reject(kProtocol, "continuation frame without a message", on_event);
+    if (h.opcode != 0 && t.in_message) return reject(kProtocol, "new message inside a fragmented message", on_event);
     // §10.4: limits on frame and message size; beyond them the answer is 1009.
     if (h.length > opt_->limits.max_frame)
       return reject(close_code::message_too_big, "frame larger than Limits::max_frame (WEBSOCKET_MAX_MESSAGE)", on_event);
     if (h.opcode != 0) {
-      in_message_ = true;
-      message_type_ = h.opcode == 1 ? EventType::text : EventType::binary;
-      message_size_ = 0;
-      utf8_.reset();
+      t.in_message = true;
+      t.message_type = h.opcode == 1 ? EventType::text : EventType::binary;
+      t.message_size = 0;
+      t.utf8.reset();
     }
-    if (h.length > opt_->limits.max_message - message_size_)
+    if (h.length > opt_->limits.max_message - t.message_size)
       return reject(close_code::message_too_big, "message larger than Limits::max_message (WEBSOCKET_MAX_MESSAGE)", on_event);
-    message_size_ += h.length;
+    t.message_size += h.length;
     return true;
   }
 
   template <class OnEvent>
-  std::size_t receive_payload(std::uint8_t* p, std::size_t size, OnEvent& on_event) {
-    std::size_t n = frame_left_ < size ? static_cast<std::size_t>(frame_left_) : size;
-    take_payload(p, n, on_event);
+  std::size_t receive_payload(Traffic& t, std::uint8_t* p, std::size_t size, OnEvent& on_event) {
+    std::size_t n = t.frame_left < size ? static_cast<std::size_t>(t.frame_left) : size;
+    take_payload(t, p, n, on_event);
     return n;
   }
 
   // A piece of the current frame's payload: unmask it in place, then act on it.
   template <class OnEvent>
-  void take_payload(std::uint8_t* p, std::size_t n, OnEvent& on_event) {
-    if (frame_.masked) apply_mask(p, n, frame_.mask.data(), static_cast<std::size_t>(frame_offset_ & 3));
-    const bool whole_frame = frame_offset_ == 0 && n == frame_.length;
-    frame_offset_ += n;
-    frame_left_ -= n;
-    const bool frame_done = frame_left_ == 0;
-    if (frame_done) in_frame_ = false;
+  void take_payload(Traffic& t, std::uint8_t* p, std::size_t n, OnEvent& on_event) {
+    const std::uint64_t offset = t.frame.length - t.frame_left;  // of p in the payload
+    if (t.frame.masked) apply_mask(p, n, t.frame.mask.data(), static_cast<std::size_t>(offset & 3));
+    const bool whole_frame = offset == 0 && n == t.frame.length;
+    t.frame_left -= n;
+    const bool frame_done = t.frame_left == 0;
+    if (frame_done) t.in_frame = false;
     std::string_view piece(reinterpret_cast<const char*>(p), n);
-    if (!is_control(frame_.opcode)) return take_data(piece, whole_frame, frame_done, on_event);
-    if (whole_frame) return take_control(piece, on_event);
-    control_.append(piece);  // a control frame split across reads (at most 125 bytes)
+    if (!is_control(t.frame.opcode)) return take_data(t, piece, whole_frame, frame_done, on_event);
+    if (whole_frame) return take_control(t.frame.opcode, piece, on_event);
+    t.control.append(piece);  // a control frame split across reads (at most 125 bytes)
     if (!frame_done) return;
     std::string payload;
-    payload.swap(control_);
-    take_control(payload, on_event);
+    payload.swap(t.control);
+    take_control(t.frame.opcode, payload, on_event);
   }
 
   template <class OnEvent>
-  void take_data(std::string_view piece, bool whole_frame, bool frame_done, OnEvent& on_event) {
-    const bool text = message_type_ == EventType::text;
+  void take_data(Traffic& t, std::string_view piece, bool whole_frame, bool frame_done, OnEvent& on_event) {
+    const bool text = t.message_type == EventType::text;
     // §8.1: text MUST be valid UTF-8; fail at the first bad byte, not at the message's end.
-    if (text && !utf8_.feed(piece.data(), piece.size()))
+    if (text && !t.utf8.feed(piece.data(), piece.size()))
       return void(fail(close_code::invalid_payload, "invalid UTF-8 in a text message", on_event));
-    const bool message_done = frame_done && frame_.fin;
-    if (message_done && text && !utf8_.complete())
+    const bool message_done = frame_done && t.frame.fin;
+    if (message_done && text && !t.utf8.complete())
       return void(fail(close_code::invalid_payload, "text message ends inside a UTF-8 sequence", on_event));
-    if (message_done) in_message_ = false;
+    if (message_done) t.in_message = false;
     if (opt_->stream_fragments) {
-      if (!piece.empty() || message_done) emit(on_event, message_type_, piece, message_done);
+      if (!piece.empty() || message_done) emit(on_event, t.message_type, piece, message_done);
       return;
     }
-    if (message_done && whole_frame && frame_.opcode != 0)  // one frame, one read: no copy
-      return emit(on_event, message_type_, piece);
-      // A message's first frame tells how much to hold: one allocation, no regrowth (up to
+    if (message_done && whole_frame && t.frame.opcode != 0)  // one frame, one read: no copy
+      return emit(on_event, t.message_type, piece);
+    // A message's first frame tells how much to hold: one allocation, no regrowth (up to
     // kReserveMax, so a peer that only announces a big frame does not get memory for it).
-    if (message_.empty() && frame_.opcode != 0)
-      message_.reserve(static_cast<std::size_t>(frame_.length < kReserveMax ? frame_.length : kReserveMax));
-    message_.append(piece);
+    if (t.message.empty() && t.frame.opcode != 0)
+      t.message.reserve(static_cast<std::size_t>(t.frame.length < kReserveMax ? t.frame.length : kReserveMax));
+    t.message.append(piece);
     if (!message_done) return;
-    assembled_ = true;
-    emit(on_event, message_type_, message_);
-    assembled_ = false;
-    message_.clear();
+    t.assembled = true;
+    emit(on_event, t.message_type, t.message);
+    t.assembled = false;
+    t.message.clear();
   }
 
   template <class OnEvent>
-  void take_control(std::string_view payload, OnEvent& on_event) {
-    if (frame_.opcode == static_cast<std::uint8_t>(Opcode::ping)) {
+  void take_control(std::uint8_t opcode, std::string_view payload, OnEvent& on_event) {
+    if (opcode == static_cast<std::uint8_t>(Opcode::ping)) {
       emit(on_event, EventType::ping, payload);
       // §5.5.2: a ping is answered with a pong carrying the same payload. When the send
       // buffer is full, a pong is skipped: §5.5.3 allows answering only the latest ping.
       if (opt_->auto_pong && !check_can_send(payload.size()))
         write_frame(static_cast<std::uint8_t>(Opcode::pong), true, payload.data(), payload.size(), false);
-    } else if (frame_.opcode == static_cast<std::uint8_t>(Opcode::pong)) {
+    } else if (opcode == static_cast<std::uint8_t>(Opcode::pong)) {
       emit(on_event, EventType::pong, payload);
     } else {
       take_close(payload, on_event);
@@ -1821,7 +1889,7 @@ class Connection {
                    why);
     if (!close_sent_) write_close(code, why);
     state_ = State::closed;
-    in_frame_ = false;
+    if (t_) t_->in_frame = false;
     emit(on_event, EventType::close, why, true, code);
     return result;
   }
@@ -1887,68 +1955,52 @@ class Connection {
     h.length = size;
     // §5.3: a client masks every frame with a fresh, unpredictable key.
     h.masked = role_ == Role::client;
-    if (h.masked && !next_mask(h.mask))
+    Traffic& t = traffic();
+    if (h.masked && !next_mask(t, h.mask))
       return Error(Errc::random_failed, "the OS random generator failed");
-    if (out_pos_ > 0 && out_pos_ >= out_.size() / 2) {  // reclaim what was written
-      out_.erase(0, out_pos_);
-      out_pos_ = 0;
+    if (t.out_pos > 0 && t.out_pos >= t.out.size() / 2) {  // reclaim what was written
+      t.out.erase(0, t.out_pos);
+      t.out_pos = 0;
     }
     std::uint8_t head[kMaxFrameHeader];
     std::size_t head_size = encode_frame_header(h, head);
-    std::size_t start = out_.size() + head_size;
-    out_.append(reinterpret_cast<const char*>(head), head_size);
-    out_.append(static_cast<const char*>(data), size);
-    if (h.masked) apply_mask(reinterpret_cast<std::uint8_t*>(&out_[start]), size, h.mask.data());
+    std::size_t start = t.out.size() + head_size;
+    t.out.append(reinterpret_cast<const char*>(head), head_size);
+    t.out.append(static_cast<const char*>(data), size);
+    if (h.masked) apply_mask(reinterpret_cast<std::uint8_t*>(&t.out[start]), size, h.mask.data());
     return {};
   }
 
-  // Masking keys come from the OS CSPRNG, fetched 64 bytes at a time.
-  bool next_mask(std::array<std::uint8_t, 4>& key) {
-    if (random_used_ == sizeof random_) {
-      if (!random_bytes(random_, sizeof random_)) return false;
-      random_used_ = 0;
+  bool next_mask(Traffic& t, std::array<std::uint8_t, 4>& key) {
+    if (!t.masks) t.masks.reset(new MaskPool);
+    MaskPool& pool = *t.masks;
+    if (pool.used == sizeof pool.bytes) {
+      if (!random_bytes(pool.bytes, sizeof pool.bytes)) return false;
+      pool.used = 0;
     }
-    std::memcpy(key.data(), random_ + random_used_, 4);
-    random_used_ += 4;
+    std::memcpy(key.data(), pool.bytes + pool.used, 4);
+    pool.used += 4;
     return true;
+  }
+
+  Traffic& traffic() {
+    if (!t_) t_.reset(new Traffic);
+    return *t_;
   }
 
   Role role_;
   State state_ = State::handshake;
-  std::shared_ptr<const ConnectionOptions> opt_;
-  Error error_;
-  ReceiveHandshake receive_handshake_;
-  std::unique_ptr<RequestParser> request_parser_;  // only during the opening handshake
-  std::unique_ptr<ResponseParser> response_parser_;
-  std::string key_;                   // client: our Sec-WebSocket-Key, until the answer
-  std::string subprotocol_;
-  HttpRequest request_;
-
-  // receiving
-  FrameHeader frame_;
-  std::uint8_t header_buf_[kMaxFrameHeader] = {};
-  std::size_t header_size_ = 0;  // bytes of a split header held in header_buf_
-  bool in_frame_ = false;        // reading a frame's payload
-  bool paused_ = false;          // the handler asked receive() to return
-  std::uint64_t frame_offset_ = 0, frame_left_ = 0;
-  bool in_message_ = false;  // between the first and the final frame of a data message
-  EventType message_type_ = EventType::binary;
-  std::uint64_t message_size_ = 0;
-  static constexpr std::size_t kReserveMax = 1 << 20;
-  std::string message_;  // fragments of the message so far (unless streaming)
-  bool assembled_ = false;  // emitting message_: take_message() may have it
-  std::string control_;  // a control frame split across reads
-  Utf8Validator utf8_;
-
-  // sending
-  std::string out_;
-  std::size_t out_pos_ = 0;  // out_[0, out_pos_) was written already
+  bool paused_ = false;     // the handler asked receive() to return
+  bool receiving_ = false;  // in receive(): its handler may not release the traffic state
   bool close_sent_ = false;
   bool sending_fragments_ = false;
   Opcode sending_type_ = Opcode::binary;
   Utf8Validator send_utf8_;
-  std::uint8_t random_[64] = {};
-  std::size_t random_used_ = sizeof random_;
+  std::shared_ptr<const ConnectionOptions> opt_;
+  Error error_;
+  std::unique_ptr<Handshake> hs_;
+  std::unique_ptr<Traffic> t_;
+  std::unique_ptr<std::string> subprotocol_;  // set when one was agreed
 };
 
 // =====================================================================================
@@ -2587,6 +2639,18 @@ struct ServerOptions {
   std::vector<std::string> allowed_origins;
 };
 
+namespace detail {
+// The message on_message is holding on this thread: it was validated when it arrived.
+inline const Message*& delivering() {
+#if defined(WEBSOCKET_NO_THREADS)
+  static const Message* m = nullptr;
+#else
+  static thread_local const Message* m = nullptr;
+#endif
+  return m;
+}
+}  // namespace detail
+
 class Session : public std::enable_shared_from_this<Session> {
  public:
   Error send_text(std::string_view text) {
@@ -2598,7 +2662,7 @@ class Session : public std::enable_shared_from_this<Session> {
   // The message on_message is holding was validated on arrival: echoing it does not check
   // its UTF-8 again.
   Error send(const Message& m) {
-    if (m.is_text() && &m != delivering_.load(std::memory_order_relaxed)) return send_text(m.data);
+    if (m.is_text() && &m != detail::delivering()) return send_text(m.data);
     return send_valid(m);
   }
   Error send_fragment(Opcode type, std::string_view data, bool fin) {
@@ -2612,20 +2676,34 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
   std::size_t buffered_amount() const {
-    detail::Guard<detail::Mutex> g(mutex_);
+    detail::Guard<detail::Mutex> g(mutex());
     return conn_.buffered_amount();
   }
   bool is_open() const {
-    detail::Guard<detail::Mutex> g(mutex_);
+    detail::Guard<detail::Mutex> g(mutex());
     return !dead_ && conn_.state() == Connection::State::open;
   }
-  // The opening handshake: path, query, headers (Origin, Cookie, ...). Fixed once open.
+  // The opening handshake: path, query, headers (Origin, Cookie, ...). In on_open (and in the
+  // server's on_handshake hook) only: the server frees it when on_open returns, so that an
+  // open connection costs little. Keep what you need, e.g. in user_data. Empty afterwards.
   const HttpRequest& request() const { return conn_.request(); }
   std::string_view path() const { return conn_.request().path(); }
   std::string_view query() const { return conn_.request().query(); }
   const std::string& subprotocol() const { return conn_.subprotocol(); }
   std::uint64_t id() const { return id_; }
   std::shared_ptr<Session> shared() { return shared_from_this(); }
+
+  // Made by the Server only (Key is private): one allocation with its shared_ptr count.
+  class Key {
+    friend class Server;
+    Key() {}  // user-provided: no aggregate initialization around it
+  };
+  Session(Key, Server& server, net::Socket socket, std::shared_ptr<const ConnectionOptions> options,
+          std::uint64_t id)
+      : server_(server),
+        socket_(std::move(socket)),
+        conn_(Role::server, std::move(options), &Connection::receive_request),
+        id_(id) {}
 
   // Per-session user data: s.user_data = std::make_shared<State>(); s.user<State>()->...
   std::shared_ptr<void> user_data;
@@ -2636,11 +2714,6 @@ class Session : public std::enable_shared_from_this<Session> {
 
  private:
   friend class Server;
-  Session(Server& server, net::Socket socket, std::shared_ptr<const ConnectionOptions> options, std::uint64_t id)
-      : server_(server),
-        socket_(std::move(socket)),
-        conn_(Role::server, std::move(options), &Connection::receive_request),
-        id_(id) {}
 
   template <class F>
   Error act(F&& f);  // locks, acts on the connection, then gets the bytes moving
@@ -2650,25 +2723,35 @@ class Session : public std::enable_shared_from_this<Session> {
     });
   }
 
+#if defined(WEBSOCKET_USE_POLL)
+  detail::Mutex& mutex() const;  // one of the server's few: the loop never blocks holding it
+#else
+  detail::Mutex& mutex() const { return mutex_; }  // its own: a blocking write holds it
+  mutable detail::Mutex mutex_;
+#endif
+
+  // Kept small: a server may hold many thousands of these.
   Server& server_;
   net::Socket socket_;
-  Connection conn_;
-  mutable detail::Mutex mutex_;
-  std::uint64_t id_;
-  const Handlers* handlers_ = nullptr;
   // Driver state, touched by the thread that serves this session.
-  std::int64_t handshake_deadline_ = 0, close_deadline_ = 0, linger_deadline_ = 0;
-  std::int64_t last_input_ = 0;
+  enum class Timer : std::uint8_t { handshake, close, linger };
+  Timer timer_ = Timer::handshake;  // what deadline_ is for
   bool ping_sent_ = false;
-  bool quiet_ = false;  // no input for Server::kQuietMs: buffers released
   bool opened_ = false;
+  bool settle_ = false;  // just opened: release the buffers once the 101 is written
+  bool quiet_ = false;   // no input for Server::kQuietMs: buffers released
   bool close_notified_ = false;
   bool dead_ = false;  // the socket failed or was closed: nothing more to do
   bool want_write_ = false;
-  std::int64_t stalled_since_ = 0;       // poll driver: output waiting, none written since
-  const char* drop_reason_ = nullptr;    // why the server dropped it (on_close's reason)
   std::atomic<bool> finished_{false};  // blocking driver: its thread is done
-  std::atomic<const Message*> delivering_{nullptr};  // the message on_message is holding
+  enum class Drop : std::uint8_t { none, write_failed, send_timeout, no_pong, no_close };
+  Drop drop_ = Drop::none;  // why the server dropped it (on_close's reason)
+  Connection conn_;
+  std::uint64_t id_;
+  const Handlers* handlers_ = nullptr;
+  std::int64_t deadline_ = 0;  // for the handshake, then the close handshake, then the linger
+  std::int64_t last_input_ = 0;
+  std::int64_t stalled_since_ = 0;     // poll driver: output waiting, none written since
 };
 
 class Server {
@@ -2809,7 +2892,7 @@ class Server {
   void read(Session& s, Dispatch& d) {
     long n;
     {
-      detail::Guard<detail::Mutex> g(s.mutex_);
+      detail::Guard<detail::Mutex> g(s.mutex());
       if (s.dead_) return;
       n = s.socket_.recv(d.buf.data(), d.buf.size());
       if (n == net::kWouldBlock) return;
@@ -2829,7 +2912,7 @@ class Server {
     std::size_t at = 0, used;
     do {
       {
-        detail::Guard<detail::Mutex> g(s.mutex_);
+        detail::Guard<detail::Mutex> g(s.mutex());
         s.last_input_ = net::now_ms();
         s.ping_sent_ = false;
         s.quiet_ = false;
@@ -2847,6 +2930,7 @@ class Server {
     if (e.type == EventType::ping || e.type == EventType::pong) return;
     if (e.type == EventType::open) {
       s.opened_ = true;
+      s.settle_ = true;
       s.handlers_ = find_route(s.conn_.request().path());
     }
     if (d.count == d.pending.size()) d.pending.emplace_back();
@@ -2864,11 +2948,17 @@ class Server {
     for (std::size_t i = 0; i < d.count; ++i) {
       const Pending& p = d.pending[i];
       if (!h) continue;
-      if (p.type == EventType::open && h->on_open) h->on_open(s);
+      if (p.type == EventType::open) {
+        if (h->on_open) h->on_open(s);
+        detail::Guard<detail::Mutex> g(s.mutex());
+        s.conn_.release_memory();  // the opening request is for on_open only
+      }
       if ((p.type == EventType::text || p.type == EventType::binary) && h->on_message) {
-        s.delivering_.store(&p.message, std::memory_order_relaxed);
+        const Message*& delivering = detail::delivering();
+        const Message* outer = delivering;
+        delivering = &p.message;
         h->on_message(s, p.message);
-        s.delivering_.store(nullptr, std::memory_order_relaxed);
+        delivering = outer;
       }
       if (p.type == EventType::close) notify_close(s, p.code, p.message.data);
     }
@@ -2884,11 +2974,11 @@ class Server {
   // Writes pending output and runs the session's timers. Returns false when the session is
   // over (its socket can be closed). `next` is lowered to the session's next deadline.
   bool service(Session& s, std::int64_t now, std::int64_t& next) {
-    detail::Guard<detail::Mutex> g(s.mutex_);
+    detail::Guard<detail::Mutex> g(s.mutex());
     Connection& c = s.conn_;
     if (!s.dead_ && c.buffered_amount() > 0) {
       const std::size_t before = c.buffered_amount();
-      if (!detail::flush(s.socket_, c)) return drop(s, kWriteFailed);
+      if (!detail::flush(s.socket_, c)) return drop(s, Session::Drop::write_failed);
       if (c.buffered_amount() < before) s.stalled_since_ = 0;  // the peer reads
     }
     if (s.dead_) return false;
@@ -2901,7 +2991,7 @@ class Server {
     } else {
       if (s.stalled_since_ == 0) s.stalled_since_ = now;
       const std::int64_t give_up = s.stalled_since_ + opt_.send_timeout_ms;
-      if (now >= give_up) return drop(s, kSendTimeout);
+      if (now >= give_up) return drop(s, Session::Drop::send_timeout);
       if (give_up < next) next = give_up;
     }
 #endif
@@ -2913,10 +3003,12 @@ class Server {
       }
     }
     s.want_write_ = c.buffered_amount() > 0;
-    // A connection quiet for a while gives its buffers' memory back (they regrow with traffic).
-    if (!s.quiet_ && !s.want_write_ && now - s.last_input_ >= kQuietMs) {
+    // A connection that has just opened, or has been quiet for a while, gives back the
+    // memory it holds for the handshake and for traffic (buffers regrow with traffic).
+    if (!s.quiet_ && !s.want_write_ && (s.settle_ || now - s.last_input_ >= kQuietMs)) {
       c.release_memory();
       s.quiet_ = true;
+      s.settle_ = false;
     }
     auto until = [&](std::int64_t deadline) {
       if (deadline < next) next = deadline;
@@ -2924,32 +3016,36 @@ class Server {
     };
     switch (c.state()) {
       case Connection::State::handshake:
-        return until(s.handshake_deadline_);
+        return until(s.deadline_);
       case Connection::State::open:
         if (opt_.idle_ping_ms <= 0) return true;
         if (now - s.last_input_ >= opt_.idle_ping_ms && !s.ping_sent_) {
           s.ping_sent_ = true;  // RFC 6455 §5.5.2: a ping as a keepalive
           c.ping();
-          if (!detail::flush(s.socket_, c)) return drop(s, kWriteFailed);
+          if (!detail::flush(s.socket_, c)) return drop(s, Session::Drop::write_failed);
           s.want_write_ = c.buffered_amount() > 0;
         }
         if (until(s.last_input_ + (s.ping_sent_ ? 2 : 1) * std::int64_t{opt_.idle_ping_ms}) || !s.ping_sent_)
           return true;
-        return drop(s, "no answer to the idle ping within ServerOptions::idle_ping_ms");
+        return drop(s, Session::Drop::no_pong);
       case Connection::State::closing:
-        // RFC 6455 §7.1.7: a peer that never answers our close is dropped.
-        if (s.close_deadline_ == 0) s.close_deadline_ = now + opt_.close_timeout_ms;
-        return until(s.close_deadline_) || drop(s, "no close answer within ServerOptions::close_timeout_ms");
       case Connection::State::closed:
-        if (s.close_deadline_ == 0) s.close_deadline_ = now + opt_.close_timeout_ms;
-        if (c.buffered_amount() > 0) return until(s.close_deadline_);
+        // RFC 6455 §7.1.7: a peer that never answers our close is dropped.
+        if (s.timer_ == Session::Timer::handshake) {
+          s.timer_ = Session::Timer::close;
+          s.deadline_ = now + opt_.close_timeout_ms;
+        }
+        if (c.state() == Connection::State::closing)
+          return until(s.deadline_) || drop(s, Session::Drop::no_close);
+        if (c.buffered_amount() > 0) return until(s.deadline_);
         // RFC 6455 §7.1.1: the server closes the TCP connection first. Half-close, then read
         // until the peer closes too, so our last bytes are not lost to a reset.
-        if (s.linger_deadline_ == 0) {
+        if (s.timer_ != Session::Timer::linger) {
           s.socket_.shutdown_write();
-          s.linger_deadline_ = now + opt_.close_timeout_ms;
+          s.timer_ = Session::Timer::linger;
+          s.deadline_ = now + opt_.close_timeout_ms;
         }
-        return until(s.linger_deadline_);
+        return until(s.deadline_);
     }
     return false;
   }
@@ -2958,31 +3054,43 @@ class Server {
   void retire(Session& s) {
     const char* why;
     {
-      detail::Guard<detail::Mutex> g(s.mutex_);
+      detail::Guard<detail::Mutex> g(s.mutex());
       s.dead_ = true;
       s.socket_.close();
-      why = s.drop_reason_ ? s.drop_reason_ : "connection dropped";
+      why = drop_reason(s.drop_);
     }
     notify_close(s, close_code::abnormal, why);
   }
 
   // Ends a session for a reason on_close will report (with 1006: no close frame came).
-  static bool drop(Session& s, const char* why) {
-    if (!s.drop_reason_) s.drop_reason_ = why;
+  static bool drop(Session& s, Session::Drop why) {
+    if (s.drop_ == Session::Drop::none) s.drop_ = why;
     return false;
   }
+  static const char* drop_reason(Session::Drop why) {
+    switch (why) {
+      case Session::Drop::none:
+        break;
+      case Session::Drop::write_failed:
 #if defined(WEBSOCKET_USE_POLL)
-  static constexpr const char* kWriteFailed = "connection lost while writing";
+        return "connection lost while writing";
 #else
-  static constexpr const char* kWriteFailed =
-      "the peer read nothing for ServerOptions::send_timeout_ms, or the connection was lost";
+        return "the peer read nothing for ServerOptions::send_timeout_ms, or the connection was lost";
 #endif
-  static constexpr const char* kSendTimeout = "the peer read nothing for ServerOptions::send_timeout_ms";
+      case Session::Drop::send_timeout:
+        return "the peer read nothing for ServerOptions::send_timeout_ms";
+      case Session::Drop::no_pong:
+        return "no answer to the idle ping within ServerOptions::idle_ping_ms";
+      case Session::Drop::no_close:
+        return "no close answer within ServerOptions::close_timeout_ms";
+    }
+    return "connection dropped";
+  }
   static constexpr std::int64_t kQuietMs = 1000;
 
   std::shared_ptr<Session> add_session(net::Socket socket, std::int64_t now) {
-    std::shared_ptr<Session> s(new Session(*this, std::move(socket), conn_options_, ++next_id_));
-    s->handshake_deadline_ = now + opt_.handshake_timeout_ms;
+    auto s = std::make_shared<Session>(Session::Key(), *this, std::move(socket), conn_options_, ++next_id_);
+    s->deadline_ = now + opt_.handshake_timeout_ms;
     s->last_input_ = now;
     detail::Guard<detail::ListMutex> g(list_mutex_);
     sessions_.push_back(s);
@@ -3027,18 +3135,29 @@ class Server {
   mutable detail::ListMutex list_mutex_;
   std::vector<std::shared_ptr<Session>> sessions_;
   std::uint64_t next_id_ = 0;
+#if defined(WEBSOCKET_USE_POLL)
+  // The sessions' locks, shared by id: a handful of mutexes rather than one per connection.
+  // No thread holds one while it waits for another (a hook may send to other sessions, but
+  // only the loop thread runs hooks), and the locks are recursive: sharing cannot deadlock.
+  static constexpr std::size_t kLocks = 64;
+  mutable detail::Mutex locks_[kLocks];
+#endif
 };
+
+#if defined(WEBSOCKET_USE_POLL)
+inline detail::Mutex& Session::mutex() const { return server_.locks_[id_ % Server::kLocks]; }
+#endif
 
 template <class F>
 Error Session::act(F&& f) {
   {
-    detail::Guard<detail::Mutex> g(mutex_);
+    detail::Guard<detail::Mutex> g(mutex());
     if (dead_) return Error(Errc::closed, "the connection is closed");
     if (Error e = f(conn_)) return e;
 #if defined(WEBSOCKET_USE_BLOCKING)
     if (!detail::flush(socket_, conn_)) {  // blocking: write it now
       dead_ = true;
-      if (!drop_reason_) drop_reason_ = Server::kWriteFailed;
+      if (drop_ == Drop::none) drop_ = Drop::write_failed;
       return Error(Errc::closed, "the connection was lost, or the peer read nothing for "
                                  "ServerOptions::send_timeout_ms");
     }
@@ -3192,7 +3311,7 @@ inline void Server::serve(Session& s) {
       continue;
     }
     {
-      detail::Guard<detail::Mutex> g(s.mutex_);
+      detail::Guard<detail::Mutex> g(s.mutex());
       s.dead_ = true;
       s.conn_.receive_eof([&](const Event& e) { queue(s, d, e); });
     }

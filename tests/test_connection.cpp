@@ -219,6 +219,47 @@ TEST_CASE("handshake: server exposes the request after the handshake") {
   CHECK(c.request().target == "/chat?room=7");
   CHECK(c.request().path() == "/chat");
   CHECK(c.request().get("Origin") == "http://example.com");
+  // release_memory() drops it (a Server calls it once on_open has returned).
+  c.release_memory();
+  CHECK(c.request().target.empty());
+  CHECK(c.request().fields.empty());
+  CHECK(c.request().path().empty());
+  CHECK(c.state() == State::open);
+}
+
+TEST_CASE("handshake: release_memory() during the handshake keeps what the handshake needs") {
+  ws::ConnectionOptions opt;
+  opt.subprotocols = {"chat"};
+  ws::Connection c(Role::server, opt);
+  std::string in = "GET /a HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                   "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
+                   "Sec-WebSocket-Protocol: x, chat\r\n\r\n";
+  std::vector<Ev> evs;
+  auto on = [&](const ws::Event& e) { evs.push_back(to_ev(e)); };
+  const std::size_t half = in.size() / 2;
+  CHECK(c.receive(&in[0], half, on) == half);
+  c.release_memory();  // the partial head must survive
+  CHECK(c.receive(&in[half], in.size() - half, on) == in.size() - half);
+  REQUIRE(c.state() == State::open);
+  CHECK(evs == std::vector<Ev>{ev(ET::open, "chat")});
+  CHECK(read_head(c.pending_output()).status() == 101);
+  c.consume_output(c.buffered_amount());
+  c.release_memory();
+  CHECK(c.subprotocol() == "chat");  // kept for the connection's life
+
+  // A client: the key survives a release before the answer comes.
+  ws::Connection cl(Role::client, opt);
+  REQUIRE(!cl.start_client("ws://example.com/"));
+  const std::string key = key_of(cl);
+  cl.consume_output(cl.buffered_amount());
+  cl.release_memory();
+  std::string answer = response_101(key, "Sec-WebSocket-Protocol: chat\r\n");
+  evs.clear();
+  cl.receive(&answer[0], answer.size(), on);
+  CHECK(cl.state() == State::open);
+  CHECK(evs == std::vector<Ev>{ev(ET::open, "chat")});
+  cl.release_memory();
+  CHECK(cl.subprotocol() == "chat");
 }
 
 TEST_CASE("handshake: server processes frames that arrive in the same read as the request") {
@@ -1878,5 +1919,52 @@ TEST_CASE("buffers: release_memory() keeps a message in progress and unsent outp
     CHECK(l.events.back() == binary("after"));
     REQUIRE(!l.conn.ping("p"));
     CHECK(l.take_output().frames.size() == 1);
+  }
+}
+
+TEST_CASE("buffers: release_memory() between reads and inside the handler") {
+  for (Role role : kRoles) {
+    CAPTURE(role_name(role));
+    // A frame header split across reads survives a release in between.
+    Live l(role);
+    const std::string f = peer_frame(role, kBin, std::string(300, 'h'));
+    l.feed(f.substr(0, 3));
+    l.conn.release_memory();
+    l.feed(f.substr(3, 10));
+    l.conn.release_memory();
+    l.feed(f.substr(13));
+    CHECK(l.events == std::vector<Ev>{binary(std::string(300, 'h'))});
+    // A split control frame too.
+    const std::string p = peer_frame(role, kPing, "ping payload");
+    l.feed(p.substr(0, p.size() - 4));
+    l.conn.release_memory();
+    l.feed(p.substr(p.size() - 4));
+    CHECK(l.events.back() == ping("ping payload"));
+    CHECK(l.take_output().frames == std::vector<OutFrame>{ours(role, kPong, "ping payload")});
+
+    // Called from the handler, it must not free what receive() is using: the rest of the
+    // input (a message assembled from fragments, then a whole one) still arrives.
+    Live h(role);
+    std::string in = peer_frame(role, kBin, "one") + peer_frame(role, kText, "tw", false) +
+                     peer_frame(role, kCont, "o") + peer_frame(role, kText, "three");
+    std::vector<Ev> evs;
+    h.conn.receive(&in[0], in.size(), [&](const ws::Event& e) {
+      evs.push_back(to_ev(e));
+      h.conn.release_memory();
+    });
+    CHECK(evs == std::vector<Ev>{binary("one"), text("two"), text("three")});
+
+    // Sending after a release at rest: a client still masks each frame with a fresh key.
+    Live s(role);
+    REQUIRE(!s.conn.send_text("first"));
+    Decoded d1 = s.take_output();
+    s.conn.release_memory();
+    REQUIRE(!s.conn.send_text("second"));
+    Decoded d2 = s.take_output();
+    REQUIRE(d1.frames.size() == 1);
+    REQUIRE(d2.frames.size() == 1);
+    CHECK(d1.frames[0] == ours(role, kText, "first"));
+    CHECK(d2.frames[0] == ours(role, kText, "second"));
+    if (role == Role::client) CHECK(d1.frames[0].key != d2.frames[0].key);  // 2^-32 to collide
   }
 }

@@ -827,6 +827,90 @@ TEST_CASE("net: extra client header reaches the on_handshake hook") {
   CHECK(bad.connect(ts.url(), co).code == ws::Errc::bad_argument);
 }
 
+// The opening request is for on_open: the server frees it when on_open returns (an open
+// connection keeps little memory), so later callbacks see an empty request.
+TEST_CASE("net: the opening request is there in on_open and gone after it") {
+  std::mutex mu;
+  std::string open_path, open_query, open_header, later_target;
+  std::size_t later_fields = 99;
+  std::atomic<int> messages{0};
+  TestServer ts;
+  ts.server.on_open([&](ws::Session& s) {
+    std::lock_guard<std::mutex> g(mu);
+    open_path = std::string(s.path());
+    open_query = std::string(s.query());
+    open_header = std::string(s.request().get("X-Token"));
+  });
+  ts.server.on_message([&](ws::Session& s, const ws::Message& m) {
+    {
+      std::lock_guard<std::mutex> g(mu);
+      later_target = s.request().target + std::string(s.path());
+      later_fields = s.request().fields.size();
+    }
+    s.send(m);
+    ++messages;
+  });
+  LIVE_REQUIRE(ts.start());
+  ws::ClientOptions co = client_options();
+  co.headers.push_back({"X-Token", "t0k3n"});
+  ws::Client c;
+  LIVE_REQUIRE(connect(c, ts.url("/room/1?user=ann"), co));
+  CHECK(!c.send_text("hi"));
+  ws::Message m;
+  CHECK(!receive_data(c, m));
+  CHECK(m.data == "hi");
+  CHECK(eventually([&] { return messages == 1; }));
+  {
+    std::lock_guard<std::mutex> g(mu);
+    CHECK(open_path == "/room/1");
+    CHECK(open_query == "user=ann");
+    CHECK(open_header == "t0k3n");
+    CHECK(later_target == "");
+    CHECK(later_fields == 0);
+    later_fields = 99;
+    later_target = "x";
+  }
+  // The same when the first message comes in the same read as the request.
+  Raw raw;
+  LIVE_REQUIRE(raw.connect(ts.port()));
+  LIVE_REQUIRE(raw.send(live::request("/p?q") + live::frame(0x1, "piped")));
+  CHECK(eventually([&] { return messages == 2; }));
+  std::lock_guard<std::mutex> g(mu);
+  CHECK(open_path == "/p");
+  CHECK(later_target == "");
+  CHECK(later_fields == 0);
+}
+
+// The poll driver's sessions share a few locks (by id). A hook runs under the lock of the
+// connection it serves, and may send to other sessions, some of which share that lock: with
+// more sessions than locks, this must neither deadlock nor lose a message.
+TEST_CASE("net: a handshake hook that broadcasts to more sessions than there are locks") {
+  constexpr int kClients = 70;  // > the poll driver's 64 shared locks
+  std::atomic<int> opened{0};
+  std::atomic<std::size_t> reached{0};
+  TestServer ts;
+  ts.server.on_open([&](ws::Session&) { ++opened; });
+  ts.server.on_handshake([&](const ws::HttpRequest& req, ws::HttpResponse&) {
+    if (req.path() == "/join") reached = ts.server.broadcast_text("someone joins");
+  });
+  LIVE_REQUIRE(ts.start());
+  std::vector<std::unique_ptr<ws::Client>> clients;
+  for (int i = 0; i < kClients; ++i) {
+    clients.push_back(std::make_unique<ws::Client>());
+    LIVE_REQUIRE(connect(*clients.back(), ts.url()));
+  }
+  CHECK(eventually([&] { return opened == kClients; }));
+  ws::Client joiner;
+  LIVE_REQUIRE(connect(joiner, ts.url("/join")));
+  CHECK(reached == static_cast<std::size_t>(kClients));
+  int got = 0;
+  for (auto& c : clients) {
+    ws::Message m;
+    if (!receive_data(*c, m) && m.data == "someone joins") ++got;
+  }
+  CHECK(got == kClients);
+}
+
 TEST_CASE("net: on_handshake rejecting with 401 fails the connect; the server stays healthy") {
   std::atomic<int> opened{0};
   TestServer ts;
