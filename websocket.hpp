@@ -2640,14 +2640,17 @@ struct ServerOptions {
 };
 
 namespace detail {
-// The message on_message is holding on this thread: it was validated when it arrived.
-inline const Message*& delivering() {
+struct ThreadState {
+  const Message* delivering = nullptr;  // what on_message holds: validated when it arrived
+  const void* serving = nullptr;        // blocking driver: the session this thread serves
+};
+inline ThreadState& this_thread() {
 #if defined(WEBSOCKET_NO_THREADS)
-  static const Message* m = nullptr;
+  static ThreadState t;
 #else
-  static thread_local const Message* m = nullptr;
+  static thread_local ThreadState t;
 #endif
-  return m;
+  return t;
 }
 }  // namespace detail
 
@@ -2662,7 +2665,7 @@ class Session : public std::enable_shared_from_this<Session> {
   // The message on_message is holding was validated on arrival: echoing it does not check
   // its UTF-8 again.
   Error send(const Message& m) {
-    if (m.is_text() && &m != detail::delivering()) return send_text(m.data);
+    if (m.is_text() && &m != detail::this_thread().delivering) return send_text(m.data);
     return send_valid(m);
   }
   Error send_fragment(Opcode type, std::string_view data, bool fin) {
@@ -2954,7 +2957,7 @@ class Server {
         s.conn_.release_memory();  // the opening request is for on_open only
       }
       if ((p.type == EventType::text || p.type == EventType::binary) && h->on_message) {
-        const Message*& delivering = detail::delivering();
+        const Message*& delivering = detail::this_thread().delivering;
         const Message* outer = delivering;
         delivering = &p.message;
         h->on_message(s, p.message);
@@ -3155,7 +3158,10 @@ Error Session::act(F&& f) {
     if (dead_) return Error(Errc::closed, "the connection is closed");
     if (Error e = f(conn_)) return e;
 #if defined(WEBSOCKET_USE_BLOCKING)
-    if (!detail::flush(socket_, conn_)) {  // blocking: write it now
+    // The thread serving this session writes what its callbacks send once they have run (one
+    // write for a read's worth of replies), unless that grows big; other threads write now.
+    if (detail::this_thread().serving == this && conn_.buffered_amount() < detail::kReadSize) return {};
+    if (!detail::flush(socket_, conn_)) {
       dead_ = true;
       if (drop_ == Drop::none) drop_ = Drop::write_failed;
       return Error(Errc::closed, "the connection was lost, or the peer read nothing for "
@@ -3303,6 +3309,7 @@ inline Error Server::run_blocking() {
 inline void Server::serve(Session& s) {
   Dispatch d;
   std::int64_t next = 0;
+  detail::this_thread().serving = &s;
   while (service(s, net::now_ms(), next)) {
     long n = s.socket_.recv(d.buf.data(), d.buf.size());  // unlocked: others may send
     if (n == net::kWouldBlock) continue;                   // a tick: look at the timers
@@ -3319,6 +3326,7 @@ inline void Server::serve(Session& s) {
   }
   retire(s);
   remove_session(&s);
+  detail::this_thread().serving = nullptr;
   s.finished_.store(true);
 }
 #endif
