@@ -1452,20 +1452,23 @@ class Connection {
   // handler returned false to pause after an event (call again with the rest).
   template <class OnEvent>
   std::size_t receive(void* data, std::size_t size, OnEvent&& on_event) {
+    struct Receiving {  // release_memory() from the handler frees nothing in use meanwhile
+      bool& flag;
+      explicit Receiving(bool& f) : flag(f) { flag = true; }
+      ~Receiving() { flag = false; }
+    } receiving(receiving_);
     auto* p = static_cast<std::uint8_t*>(data);
     std::size_t used = 0;
-    if (state_ == State::handshake) used = receive_handshake(p, size, on_event);
     paused_ = false;
-    if (used == size) return used;
+    if (state_ == State::handshake) used = receive_handshake(p, size, on_event);
+    if (paused_ || used == size || (state_ != State::open && state_ != State::closing)) return used;
     Traffic& t = traffic();
-    receiving_ = true;  // release_memory() leaves t alone meanwhile
     while (used < size && !paused_ && (state_ == State::open || state_ == State::closing)) {
       if (t.in_frame)
         used += receive_payload(t, p + used, size - used, on_event);
       else
         used += receive_header(t, p + used, size - used, on_event);
     }
-    receiving_ = false;
     return used;
   }
 
@@ -1558,10 +1561,11 @@ class Connection {
   // Frees what a connection does not need while it rests: the buffers (they keep their size
   // while traffic flows) and, once open, the opening handshake, request() included. Drivers
   // call this when a connection has opened or has been quiet for a while, so that an idle
-  // connection costs little. Not from inside receive()'s handler.
+  // connection costs little. From inside receive()'s handler it frees nothing.
   void release_memory() {
+    if (receiving_) return;
     if (state_ != State::handshake) hs_.reset();
-    if (!t_ || receiving_) return;
+    if (!t_) return;
     if (t_->at_rest()) return t_.reset();
     if (!t_->in_message) std::string().swap(t_->message);
     if (t_->out_pos == t_->out.size()) {
@@ -1646,6 +1650,7 @@ class Connection {
 
   template <class OnEvent>
   std::size_t receive_handshake(std::uint8_t* p, std::size_t size, OnEvent& on_event) {
+    if (!hs_) return 0;  // a moved-from connection
     std::size_t used = (this->*hs_->receive)(p, size);
     if (state_ == State::open) emit(on_event, EventType::open, subprotocol());
     return used;
@@ -2679,10 +2684,12 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
   std::size_t buffered_amount() const {
+    if (!live_.load(std::memory_order_acquire)) return 0;
     detail::Guard<detail::Mutex> g(mutex());
     return conn_.buffered_amount();
   }
   bool is_open() const {
+    if (!live_.load(std::memory_order_acquire)) return false;
     detail::Guard<detail::Mutex> g(mutex());
     return !dead_ && conn_.state() == Connection::State::open;
   }
@@ -2727,7 +2734,13 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
 #if defined(WEBSOCKET_USE_POLL)
-  detail::Mutex& mutex() const;  // one of the server's few: the loop never blocks holding it
+  // One of a few shared by all sessions (the loop never blocks or runs a callback holding
+  // one), rather than 40 bytes each. They outlive every Server: a Session may too.
+  detail::Mutex& mutex() const {
+    static detail::Mutex* const locks = new detail::Mutex[kLocks];  // never freed, on purpose
+    return locks[id_ % kLocks];
+  }
+  static constexpr std::size_t kLocks = 64;
 #else
   detail::Mutex& mutex() const { return mutex_; }  // its own: a blocking write holds it
   mutable detail::Mutex mutex_;
@@ -2742,11 +2755,14 @@ class Session : public std::enable_shared_from_this<Session> {
   bool ping_sent_ = false;
   bool opened_ = false;
   bool settle_ = false;  // just opened: release the buffers once the 101 is written
-  bool quiet_ = false;   // no input for Server::kQuietMs: buffers released
+  bool quiet_ = false;   // no traffic for Server::kQuietMs: buffers released
   bool close_notified_ = false;
   bool dead_ = false;  // the socket failed or was closed: nothing more to do
   bool want_write_ = false;
   std::atomic<bool> finished_{false};  // blocking driver: its thread is done
+  // Its handshake is over: other threads may act on it (under the lock). Until then only the
+  // thread that serves it touches it, without the lock.
+  std::atomic<bool> live_{false};
   enum class Drop : std::uint8_t { none, write_failed, send_timeout, no_pong, no_close };
   Drop drop_ = Drop::none;  // why the server dropped it (on_close's reason)
   Connection conn_;
@@ -2754,6 +2770,7 @@ class Session : public std::enable_shared_from_this<Session> {
   const Handlers* handlers_ = nullptr;
   std::int64_t deadline_ = 0;  // for the handshake, then the close handshake, then the linger
   std::int64_t last_input_ = 0;
+  std::int64_t last_output_ = 0;
   std::int64_t stalled_since_ = 0;     // poll driver: output waiting, none written since
 };
 
@@ -2913,18 +2930,26 @@ class Server {
   // behind it in the same read.
   void feed(Session& s, Dispatch& d, std::size_t n) {
     std::size_t at = 0, used;
+    auto on_event = [&](const Event& e) {
+      queue(s, d, e);
+      // Pause after a message, and after the handshake.
+      return e.type != EventType::text && e.type != EventType::binary && e.type != EventType::open;
+    };
     do {
-      {
+      s.last_input_ = net::now_ms();
+      s.ping_sent_ = false;
+      s.quiet_ = false;
+      if (!s.live_.load(std::memory_order_relaxed)) {
+        // The opening handshake, without the lock: no other thread touches a session before
+        // it is live, and the hooks it runs (on_handshake, on_http) may take locks of their
+        // own and send to other sessions.
+        used = s.conn_.receive(d.buf.data() + at, n - at, on_event);
+        if (s.conn_.state() != Connection::State::handshake) s.live_.store(true, std::memory_order_release);
+      } else {
         detail::Guard<detail::Mutex> g(s.mutex());
-        s.last_input_ = net::now_ms();
-        s.ping_sent_ = false;
-        s.quiet_ = false;
-        used = s.conn_.receive(d.buf.data() + at, n - at, [&](const Event& e) {
-          queue(s, d, e);
-          return e.type != EventType::text && e.type != EventType::binary;  // pause after one
-        });
-        at += used;
+        used = s.conn_.receive(d.buf.data() + at, n - at, on_event);
       }
+      at += used;
       dispatch(s, d);
     } while (used > 0 && at < n);
   }
@@ -2980,6 +3005,8 @@ class Server {
     detail::Guard<detail::Mutex> g(s.mutex());
     Connection& c = s.conn_;
     if (!s.dead_ && c.buffered_amount() > 0) {
+      s.last_output_ = now;  // output is traffic too: the buffers may go once it stops
+      s.quiet_ = false;
       const std::size_t before = c.buffered_amount();
       if (!detail::flush(s.socket_, c)) return drop(s, Session::Drop::write_failed);
       if (c.buffered_amount() < before) s.stalled_since_ = 0;  // the peer reads
@@ -3008,7 +3035,8 @@ class Server {
     s.want_write_ = c.buffered_amount() > 0;
     // A connection that has just opened, or has been quiet for a while, gives back the
     // memory it holds for the handshake and for traffic (buffers regrow with traffic).
-    if (!s.quiet_ && !s.want_write_ && (s.settle_ || now - s.last_input_ >= kQuietMs)) {
+    const std::int64_t last_traffic = s.last_input_ > s.last_output_ ? s.last_input_ : s.last_output_;
+    if (!s.quiet_ && !s.want_write_ && (s.settle_ || now - last_traffic >= kQuietMs)) {
       c.release_memory();
       s.quiet_ = true;
       s.settle_ = false;
@@ -3138,21 +3166,12 @@ class Server {
   mutable detail::ListMutex list_mutex_;
   std::vector<std::shared_ptr<Session>> sessions_;
   std::uint64_t next_id_ = 0;
-#if defined(WEBSOCKET_USE_POLL)
-  // The sessions' locks, shared by id: a handful of mutexes rather than one per connection.
-  // No thread holds one while it waits for another (a hook may send to other sessions, but
-  // only the loop thread runs hooks), and the locks are recursive: sharing cannot deadlock.
-  static constexpr std::size_t kLocks = 64;
-  mutable detail::Mutex locks_[kLocks];
-#endif
 };
-
-#if defined(WEBSOCKET_USE_POLL)
-inline detail::Mutex& Session::mutex() const { return server_.locks_[id_ % Server::kLocks]; }
-#endif
 
 template <class F>
 Error Session::act(F&& f) {
+  if (!live_.load(std::memory_order_acquire))
+    return Error(Errc::not_open, "the connection is not open (handshake pending)");
   {
     detail::Guard<detail::Mutex> g(mutex());
     if (dead_) return Error(Errc::closed, "the connection is closed");
@@ -3161,6 +3180,8 @@ Error Session::act(F&& f) {
     // The thread serving this session writes what its callbacks send once they have run (one
     // write for a read's worth of replies), unless that grows big; other threads write now.
     if (detail::this_thread().serving == this && conn_.buffered_amount() < detail::kReadSize) return {};
+    last_output_ = net::now_ms();  // see Server::service()
+    quiet_ = false;
     if (!detail::flush(socket_, conn_)) {
       dead_ = true;
       if (drop_ == Drop::none) drop_ = Drop::write_failed;

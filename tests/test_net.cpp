@@ -911,6 +911,87 @@ TEST_CASE("net: a handshake hook that broadcasts to more sessions than there are
   CHECK(got == kClients);
 }
 
+// Hooks run outside every session lock: one that waits for a lock of the user's must not
+// hold up sends to open sessions meanwhile (the poll driver's sessions share their locks, so
+// a hook run under one would block sends to the sessions that share it: a deadlock, when the
+// thread that holds the user's lock is the one sending).
+TEST_CASE("net: a handshake hook that waits does not hold up sends to open sessions") {
+  constexpr int kOpen = 70;  // more than the poll driver's shared locks: every lock in use
+  std::atomic<bool> user_lock{false};  // a lock of the user's, held by the sending thread
+  std::atomic<bool> in_hook{false}, hook_got_lock{false};
+  std::mutex mu;
+  std::vector<std::shared_ptr<ws::Session>> open;
+  TestServer ts;
+  ts.server.on_open([&](ws::Session& s) {
+    std::lock_guard<std::mutex> g(mu);
+    open.push_back(s.shared());
+  });
+  ts.server.on_handshake([&](const ws::HttpRequest& req, ws::HttpResponse&) {
+    if (req.path() != "/slow") return;
+    in_hook = true;
+    hook_got_lock = eventually([&] { return !user_lock.load(); }, 5000);
+  });
+  LIVE_REQUIRE(ts.start());
+  std::vector<std::unique_ptr<ws::Client>> clients;
+  for (int i = 0; i < kOpen; ++i) {
+    clients.push_back(std::make_unique<ws::Client>());
+    LIVE_REQUIRE(connect(*clients.back(), ts.url()));
+  }
+  CHECK(eventually([&] {
+    std::lock_guard<std::mutex> g(mu);
+    return open.size() == static_cast<std::size_t>(kOpen);
+  }));
+  user_lock = true;
+  ws::Client slow;
+  ws::Error slow_result;
+  std::thread t([&] { slow_result = slow.connect(ts.url("/slow"), client_options()); });
+  CHECK(eventually([&] { return in_hook.load(); }));
+  const std::int64_t t0 = now_ms();
+  int sent = 0;
+  {
+    std::lock_guard<std::mutex> g(mu);
+    for (auto& s : open) sent += s->send_text("while the hook waits") ? 0 : 1;
+  }
+  const std::int64_t took = now_ms() - t0;
+  user_lock = false;
+  t.join();
+  CHECK(sent == kOpen);
+  CHECK(took < 2000);  // a send that waited for the hook would take the hook's 5 s
+  CHECK(hook_got_lock);
+  CHECK(!slow_result);
+  for (auto& c : clients) {
+    ws::Message m;
+    CHECK(!receive_data(*c, m));
+    CHECK(m.data == "while the hook waits");
+  }
+}
+
+// A Session kept past its Server answers, as a closed session: nothing of the Server it came
+// from is touched.
+TEST_CASE("net: a session kept after its server is gone reports closed") {
+  std::shared_ptr<ws::Session> kept;
+  std::atomic<bool> opened{false};
+  {
+    ws::ServerOptions o = server_options();
+    o.close_timeout_ms = 300;
+    auto ts = std::make_unique<TestServer>(o);
+    ts->server.on_open([&](ws::Session& s) {
+      kept = s.shared();
+      opened = true;
+    });
+    LIVE_REQUIRE(ts->start());
+    ws::Client c;
+    LIVE_REQUIRE(connect(c, ts->url()));
+    CHECK(eventually([&] { return opened.load(); }));
+    ts.reset();  // stops the server and destroys it
+  }
+  LIVE_REQUIRE(kept != nullptr);
+  CHECK(!kept->is_open());
+  CHECK(kept->buffered_amount() == 0);
+  CHECK(kept->send_text("late").code == ws::Errc::closed);
+  CHECK(kept->close().code == ws::Errc::closed);
+}
+
 TEST_CASE("net: on_handshake rejecting with 401 fails the connect; the server stays healthy") {
   std::atomic<int> opened{0};
   TestServer ts;
