@@ -2935,19 +2935,22 @@ class Server {
       // Pause after a message, and after the handshake.
       return e.type != EventType::text && e.type != EventType::binary && e.type != EventType::open;
     };
-    do {
+    auto take = [&] {
       s.last_input_ = net::now_ms();
       s.ping_sent_ = false;
       s.quiet_ = false;
+      return s.conn_.receive(d.buf.data() + at, n - at, on_event);
+    };
+    do {
       if (!s.live_.load(std::memory_order_relaxed)) {
         // The opening handshake, without the lock: no other thread touches a session before
         // it is live, and the hooks it runs (on_handshake, on_http) may take locks of their
         // own and send to other sessions.
-        used = s.conn_.receive(d.buf.data() + at, n - at, on_event);
+        used = take();
         if (s.conn_.state() != Connection::State::handshake) s.live_.store(true, std::memory_order_release);
       } else {
         detail::Guard<detail::Mutex> g(s.mutex());
-        used = s.conn_.receive(d.buf.data() + at, n - at, on_event);
+        used = take();
       }
       at += used;
       dispatch(s, d);
