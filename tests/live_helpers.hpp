@@ -132,6 +132,26 @@ class Watchdog {
   std::thread thread_;
 };
 
+// Arms the Watchdog for every test case of a suite, LimitS seconds each:
+//   REGISTER_LISTENER("net-watchdog", 1, live::WatchdogListener<30>);
+template <int LimitS>
+struct WatchdogListener : doctest::IReporter {
+  explicit WatchdogListener(const doctest::ContextOptions&) {}
+  void report_query(const doctest::QueryData&) override {}
+  void test_run_start() override {}
+  void test_run_end(const doctest::TestRunStats&) override {}
+  void test_case_start(const doctest::TestCaseData& d) override { arm(d); }
+  void test_case_reenter(const doctest::TestCaseData& d) override { arm(d); }
+  void test_case_end(const doctest::CurrentTestCaseStats&) override { Watchdog::instance().disarm(); }
+  void test_case_exception(const doctest::TestCaseException&) override {}
+  void subcase_start(const doctest::SubcaseSignature&) override {}
+  void subcase_end() override {}
+  void log_assert(const doctest::AssertData&) override {}
+  void log_message(const doctest::MessageData&) override {}
+  void test_case_skipped(const doctest::TestCaseData&) override {}
+  static void arm(const doctest::TestCaseData& d) { Watchdog::instance().arm(d.m_name, LimitS); }
+};
+
 struct Watch {
   Watch(const char* name, int seconds) { Watchdog::instance().arm(name, seconds); }
   ~Watch() { Watchdog::instance().disarm(); }

@@ -270,6 +270,21 @@ TEST_CASE("handshake: server processes frames that arrive in the same read as th
   CHECK(r.out.frames == std::vector<OutFrame>{ours(Role::server, kPong, "pp")});
 }
 
+TEST_CASE("handshake: a handler that returns false on open pauses receive() after the head") {
+  ws::Connection c(Role::server);
+  std::string head = request();
+  std::string in = head + peer_frame(Role::server, kText, "after");
+  std::vector<Ev> evs;
+  auto on = [&](const ws::Event& e) {
+    evs.push_back(to_ev(e));
+    return e.type != ET::open;  // pause after the handshake
+  };
+  CHECK(c.receive(&in[0], in.size(), on) == head.size());
+  CHECK(evs == std::vector<Ev>{ev(ET::open, "")});
+  CHECK(c.receive(&in[head.size()], in.size() - head.size(), on) == in.size() - head.size());
+  CHECK(evs == std::vector<Ev>{ev(ET::open, ""), text("after")});
+}
+
 TEST_CASE("handshake: server accepts header values as browsers send them") {
   // Firefox: "Connection: keep-alive, Upgrade"; tokens compare case-insensitively
   std::string req = "GET / HTTP/1.1\r\nHost: h\r\nUpgrade: WebSocket\r\nConnection: keep-alive, Upgrade\r\n"

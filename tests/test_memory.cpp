@@ -65,25 +65,8 @@ using live::eventually;
 using live::kBlocking;
 using live::sleep_ms;
 
-constexpr int kTestCaseLimitS = 60;
-
-struct WatchdogListener : doctest::IReporter {
-  explicit WatchdogListener(const doctest::ContextOptions&) {}
-  void report_query(const doctest::QueryData&) override {}
-  void test_run_start() override {}
-  void test_run_end(const doctest::TestRunStats&) override {}
-  void test_case_start(const doctest::TestCaseData& d) override { arm(d); }
-  void test_case_reenter(const doctest::TestCaseData& d) override { arm(d); }
-  void test_case_end(const doctest::CurrentTestCaseStats&) override { live::Watchdog::instance().disarm(); }
-  void test_case_exception(const doctest::TestCaseException&) override {}
-  void subcase_start(const doctest::SubcaseSignature&) override {}
-  void subcase_end() override {}
-  void log_assert(const doctest::AssertData&) override {}
-  void log_message(const doctest::MessageData&) override {}
-  void test_case_skipped(const doctest::TestCaseData&) override {}
-  static void arm(const doctest::TestCaseData& d) { live::Watchdog::instance().arm(d.m_name, kTestCaseLimitS); }
-};
-REGISTER_LISTENER("memory-watchdog", 1, WatchdogListener);
+// A test case that runs longer than 60 s ends the run, naming it.
+REGISTER_LISTENER("memory-watchdog", 1, live::WatchdogListener<60>);
 
 long long heap_now() { return heap::in_use.load(std::memory_order_relaxed); }
 

@@ -55,29 +55,8 @@ const char* errc_name(ws::Errc e) {
 
 // ---- watchdog: a test case that runs too long ends the run, naming the test ------------------
 
-constexpr int kTestCaseLimitS = 30;
-
-// Arms live::Watchdog for every test case.
-
-struct WatchdogListener : doctest::IReporter {
-  explicit WatchdogListener(const doctest::ContextOptions&) {}
-  void report_query(const doctest::QueryData&) override {}
-  void test_run_start() override {}
-  void test_run_end(const doctest::TestRunStats&) override {}
-  void test_case_start(const doctest::TestCaseData& d) override { arm(d); }
-  void test_case_reenter(const doctest::TestCaseData& d) override { arm(d); }
-  void test_case_end(const doctest::CurrentTestCaseStats&) override { live::Watchdog::instance().disarm(); }
-  void test_case_exception(const doctest::TestCaseException&) override {}
-  void subcase_start(const doctest::SubcaseSignature&) override {}
-  void subcase_end() override {}
-  void log_assert(const doctest::AssertData&) override {}
-  void log_message(const doctest::MessageData&) override {}
-  void test_case_skipped(const doctest::TestCaseData&) override {}
-  static void arm(const doctest::TestCaseData& d) {
-    live::Watchdog::instance().arm(d.m_name, kTestCaseLimitS);
-  }
-};
-REGISTER_LISTENER("net-watchdog", 1, WatchdogListener);
+// Every test case: 30 s.
+REGISTER_LISTENER("net-watchdog", 1, live::WatchdogListener<30>);
 
 // ---- a server on its own thread ---------------------------------------------------------------
 
